@@ -1,0 +1,1 @@
+"""Built-in plugins of Transfer Advisor, installed as ``advisor_plugins``."""

@@ -1,0 +1,1 @@
+"""Built-in metrics (registered through the transfer_advisor entry-point group)."""

@@ -1,0 +1,1 @@
+"""Built-in scenarios (registered through the transfer_advisor entry-point group)."""

@@ -1,0 +1,1 @@
+"""Built-in strategies (registered through the transfer_advisor entry-point group)."""
