@@ -153,6 +153,7 @@ class MetricInputs:
     source_labels: np.ndarray | None = None
     source_classes: tuple[str, ...] = ()
     source_probs: np.ndarray | None = None  # source head's softmax on the target rows
+    source_probs_on_source: np.ndarray | None = None  # softmax on the source rows (label-shift BBSE)
     unlabeled_target_features: np.ndarray | None = None
     device: str = "cpu"
     seed: int = 0
