@@ -1,0 +1,50 @@
+"""``digits-distant``: a source too far from the target to help; transfer gives little or nothing.
+
+Source: digits whose pixels are shuffled by one fixed, seeded permutation: the labels are
+still learnable (a fixed permutation keeps all the information), but nothing local survives,
+so the convolutional features a network learns on them are not the strokes the target needs.
+Target: plain digits with few labels.
+
+Calibration: see the end of this docstring (``python -m bench.calibrate_scenarios``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .base import DigitsScenario
+from .digits import SplitSizes, to_unit
+
+EXPECTED = (
+    "no_gain (or transfer_hurts): the source images are pixel-shuffled digits, so the source "
+    "model's features carry no local stroke structure; fine-tuning it is no better than "
+    "training on the target alone, and strategies that lean on the source can only lose."
+)
+
+
+@dataclass(frozen=True)
+class DigitsDistant(DigitsScenario):
+    """Pixel-shuffled source digits; plain target digits."""
+
+    def pixel_permutation(self, seed: int, n_pixels: int) -> np.ndarray:
+        """The fixed shuffle of the source's pixels for ``seed``."""
+        return np.random.default_rng([seed, 2]).permutation(n_pixels)
+
+    def source_images(self, x: np.ndarray, seed: int) -> np.ndarray:
+        flat = x.reshape(len(x), -1)
+        return to_unit(flat[:, self.pixel_permutation(seed, flat.shape[1])].reshape(x.shape))
+
+    def target_images(self, x: np.ndarray, seed: int) -> np.ndarray:
+        return to_unit(x)
+
+
+def scenario() -> DigitsDistant:
+    """The registered ``digits-distant`` scenario."""
+    return DigitsDistant(
+        name="digits-distant",
+        description="pixel-shuffled digits -> digits; 2 labels per class",
+        expected=EXPECTED,
+        sizes=SplitSizes(source=70, train=2, val=30),
+    )
