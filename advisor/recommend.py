@@ -1,0 +1,389 @@
+"""The recommendation pipeline (DESIGN.md §2, §5, §6): inputs -> advice -> search -> verdict.
+
+``recommend(request, options)`` is the Python API behind ``advisor recommend``. The target
+test split is used exactly once, at the end, to score the best strategy B and
+``target_only``, both retrained on train+val with their best parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from advisor import __version__
+from advisor.advice import Advice, quick_advice
+from advisor.contracts import TransferTask
+from advisor.errors import InputError
+from advisor.inputs import InputRequest, ResolvedInputs, resolve_inputs
+from advisor.registry import Registry, get_registry
+from advisor.runs import DEFAULT_RUNS_DIR, RunPaths, mask_url, open_storage, read_json, run_paths, write_json
+from advisor.scoring import SCORES, bootstrap_ci, paired_bootstrap_diff, score
+from advisor.search import (
+    DEFAULT_TRIALS,
+    SearchState,
+    finished_trials,
+    get_budget,
+    make_study,
+    raise_budget,
+    run_search,
+)
+
+#: Seeds of the best setting per strategy used for intervals (the search's own trial is seed 0).
+N_SEEDS = 3
+REPORT_SCHEMA = 1
+
+Event = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class RecommendOptions:
+    """Everything ``advisor recommend`` takes beyond the inputs."""
+
+    strategies: str | list[str] | None = None
+    trials: int | None = None  # None: DEFAULT_TRIALS for a new run, the recorded budget otherwise
+    timeout: float | None = None
+    score: str = "accuracy"
+    run_dir: str | None = None
+    storage: str | None = None
+    run_name: str | None = None
+    max_epochs: int = 30
+    n_seeds: int = N_SEEDS
+    threads: int | None = None
+    export: str | None = None
+
+
+@dataclass
+class StrategyRow:
+    """One strategy that ran, baselines included."""
+
+    strategy: str
+    family: str
+    status: str  # "complete" | "incomplete" | "failed"
+    params: dict[str, Any]
+    val_score: float | None
+    val_accuracy: float | None
+    val_ci: list[float] | None
+    ntg: float | None
+    ntg_ci: list[float] | None
+    negative_transfer: bool
+    risk: str
+    reasons: list[str]
+    trials: int
+    budget: int
+    errors: list[str] = field(default_factory=list)
+
+
+def task_fingerprint(inputs: ResolvedInputs, score_name: str, seed: int, max_epochs: int) -> str:
+    """What makes two runs the same task: data, splits, model, score, seed, epochs."""
+    doc = {"data": inputs.fingerprints(), "score": score_name, "seed": seed, "max_epochs": max_epochs}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _default_run_name(inputs: ResolvedInputs, request: InputRequest, fp: str) -> str:
+    base = inputs.scenario or Path(request.target or "target").stem or "target"
+    return f"{base}-{fp[:8]}"
+
+
+def _versions() -> dict[str, str]:
+    import optuna
+    import torch
+
+    return {"advisor": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "optuna": optuna.__version__, "numpy": np.__version__}
+
+
+def prepare_run(inputs: ResolvedInputs, request: InputRequest, options: RecommendOptions) -> tuple[RunPaths, str, str]:
+    """Create or reopen the run directory; refuse a run that belongs to another task."""
+    fp = task_fingerprint(inputs, options.score, request.seed, options.max_epochs)
+    name = options.run_name or _default_run_name(inputs, request, fp)
+    run_dir = options.run_dir or str(Path(DEFAULT_RUNS_DIR) / name)
+    paths = run_paths(run_dir, options.storage)
+    if paths.config.exists():
+        old = read_json(paths.config)
+        if old.get("fingerprint") != fp:
+            raise InputError(
+                f"run {name!r} in {paths.dir} belongs to a different task (fingerprint "
+                f"{old.get('fingerprint')} != {fp}); use another --run-dir or --run"
+            )
+    else:
+        write_json(paths.config, {
+            "fingerprint": fp, "run": name, "request": asdict(request),
+            "options": {k: v for k, v in asdict(options).items() if k not in {"export"}},
+            "storage": mask_url(paths.storage), "data_fingerprints": inputs.fingerprints(),
+        })
+    return paths, name, fp
+
+
+def recommend(
+    request: InputRequest,
+    options: RecommendOptions | None = None,
+    registry: Registry | None = None,
+    on_event: Event | None = None,
+) -> dict[str, Any]:
+    """Run the whole pipeline and return the report document (see README: JSON schema)."""
+    from advisor.device import resolve_device, set_threads
+    from advisor.features import FeatureCache
+    from advisor.signals import compute_signals, metric_inputs
+
+    options = options or RecommendOptions()
+    emit = on_event or (lambda kind, payload: None)
+    if options.score not in SCORES:
+        raise InputError(f"unknown score {options.score!r}; known: {', '.join(SCORES)}")
+    if options.trials is not None and options.trials < 0:
+        raise InputError("--trials must be 0 or more")
+    started = time.time()
+    reg = registry or get_registry()
+    set_threads(options.threads)
+    device = resolve_device(request.device)
+    request = replace(request, device=device)
+    strategies = reg.select_strategies(options.strategies)  # unknown names refused before loading
+
+    inputs = resolve_inputs(request, reg)
+    emit("inputs", {"lines": inputs.describe()})
+    if inputs.backbone is None:
+        raise InputError("advisor recommend needs a model; --model none is only for advisor similarity")
+    paths, run_name, fp = prepare_run(inputs, request, options)
+    emit("run", {"dir": str(paths.dir), "storage": paths.shown_storage, "run": run_name})
+
+    cache = FeatureCache(paths.cache, device=device)
+    task = TransferTask(
+        source=inputs.source, target_train=inputs.splits.train, target_val=inputs.splits.val,
+        backbone=inputs.backbone, target_unlabeled=inputs.target_unlabeled, score=options.score,
+        device=device, seed=request.seed, max_epochs=options.max_epochs, cache=cache,
+        pretrained=inputs.pretrained,
+    )
+    signals = compute_signals(reg, metric_inputs(
+        inputs.source, inputs.splits.train, inputs.splits.val, inputs.target_unlabeled,
+        inputs.backbone, cache, device, request.seed,
+    ))
+    advice = quick_advice(strategies, signals.results, task)
+    emit("advice", {"advice": advice.to_json(), "not_applicable": advice.not_applicable,
+                    "signals": signals.to_json()})
+
+    doc: dict[str, Any] = {
+        "schema": REPORT_SCHEMA,
+        "score": options.score,
+        "inputs": inputs.describe(),
+        "model_note": inputs.model_note,
+        "expected": inputs.expected,
+        "notes": _notes(inputs, options.score),
+        "advice": advice.to_json(),
+        "not_applicable": advice.not_applicable,
+        "signals": {k: {"value": v.value, "p_value": v.p_value} for k, v in signals.results.items()},
+        "signal_details": signals.to_json(),
+        "recommendation": None,
+        "strategies": [],
+        "baselines": {},
+        "failed": {},
+        "complete": False,
+    }
+    run_info = {"dir": str(paths.dir), "storage": paths.shown_storage, "run": run_name, "fingerprint": fp,
+                "seed": request.seed, "device": device, "versions": _versions(),
+                "data_fingerprints": inputs.fingerprints()}
+    if options.trials == 0:
+        doc["run"] = {**run_info, "elapsed_s": round(time.time() - started, 2)}
+        doc["complete"] = True
+        _write_reports(paths, doc)
+        return doc
+
+    storage = open_storage(paths.storage)
+    by_name = {s.name: s for s in strategies}
+    order = [by_name[r.strategy] for r in advice.ranking]
+    states = []
+    for s in order:
+        study = make_study(storage, run_name, s, task, request.seed)
+        budget = raise_budget(study, options.trials if options.trials is not None
+                              else (get_budget(study) or DEFAULT_TRIALS))
+        states.append(SearchState(s, study, budget))
+    emit("search_start", {"total": sum(st.budget for st in states),
+                          "done": sum(min(finished_trials(st.study), st.budget) for st in states)})
+    deadline = time.time() + options.timeout if options.timeout else None
+    all_done = run_search(states, task, deadline,
+                          on_trial=lambda st, tr: emit("trial", {"strategy": st.strategy.name,
+                                                                 "number": tr.number,
+                                                                 "state": tr.state.name,
+                                                                 "value": tr.value}))
+    emit("search_end", {"complete": all_done})
+    result = finalize(task, inputs, states, advice, options, emit)
+    doc.update(result)
+    doc["complete"] = all_done
+    doc["run"] = {**run_info, "elapsed_s": round(time.time() - started, 2)}
+    _write_reports(paths, doc)
+    return doc
+
+
+def _notes(inputs: ResolvedInputs, score_name: str) -> list[str]:
+    notes = []
+    counts = [n for n in inputs.splits.train.concat(inputs.splits.val).class_counts().values() if n]
+    if score_name == "accuracy" and counts and max(counts) > 1.5 * min(counts):
+        notes.append(f"classes are imbalanced ({min(counts)} to {max(counts)} labelled samples per class) "
+                     "and the score is accuracy; consider --score balanced_accuracy or macro_f1")
+    return notes
+
+
+def _write_reports(paths: RunPaths, doc: dict[str, Any]) -> None:
+    from advisor.report import render_markdown
+
+    public = {k: v for k, v in doc.items() if not k.startswith("_")}
+    write_json(paths.report_json, public)
+    paths.report_md.write_text(render_markdown(public))
+
+
+def _best_trial(study: Any) -> Any | None:
+    from optuna.trial import TrialState
+
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+    if not done:
+        return None
+    return max(done, key=lambda t: (t.value, -t.number))
+
+
+def _seed_predictions(strategy: Any, task: TransferTask, params: dict[str, Any], trial: Any,
+                      n_seeds: int) -> np.ndarray:
+    """Validation predictions of the best setting for ``n_seeds`` seeds (the trial is seed 0)."""
+    preds = []
+    stored = trial.user_attrs.get("val_pred")
+    if stored is not None:
+        preds.append(np.asarray(stored, dtype=np.int64))
+    r = 1
+    while len(preds) < n_seeds:
+        fit = strategy.fit(replace(task, seed=task.seed + 1000 * r), dict(params), None)
+        preds.append(np.asarray(fit.val_pred, dtype=np.int64))
+        r += 1
+    return np.stack(preds)
+
+
+def finalize(task: TransferTask, inputs: ResolvedInputs, states: list[SearchState], advice: Advice,
+             options: RecommendOptions, emit: Event) -> dict[str, Any]:
+    """Seed repeats, negative-transfer gaps, the verdict on the test split, and the rows."""
+    from advisor.training import predict
+
+    y_val = task.target_val.y
+    advice_rows = {r.strategy: r for r in advice.ranking}
+    preds: dict[str, np.ndarray] = {}
+    rows: dict[str, StrategyRow] = {}
+    failed: dict[str, str] = {}
+    best_params: dict[str, dict[str, Any]] = {}
+    for st in states:
+        name = st.strategy.name
+        trial = _best_trial(st.study)
+        a = advice_rows[name]
+        if trial is None:
+            if st.failed or st.errors:
+                failed[name] = st.errors[-1] if st.errors else "no trial completed"
+            rows[name] = StrategyRow(name, st.strategy.family, "failed" if st.failed else "incomplete", {},
+                                     None, None, None, None, None, False, a.risk, list(a.reasons),
+                                     finished_trials(st.study), st.budget, st.errors[-3:])
+            continue
+        params = dict(trial.params)
+        if "epochs" in trial.user_attrs:
+            params.setdefault("epochs", int(trial.user_attrs["epochs"]))
+        best_params[name] = params
+        emit("repeat", {"strategy": name})
+        try:
+            preds[name] = _seed_predictions(st.strategy, task, dict(trial.params), trial, options.n_seeds)
+        except Exception as exc:
+            failed[name] = f"seed repeats failed: {type(exc).__name__}: {exc}"
+            preds[name] = np.asarray([trial.user_attrs["val_pred"]]) if "val_pred" in trial.user_attrs \
+                else None
+        p = preds[name]
+        val = float(np.mean([score(options.score, y_val, q) for q in p])) if p is not None else trial.value
+        vacc = float(np.mean([score("accuracy", y_val, q) for q in p])) if p is not None else None
+        ci = list(bootstrap_ci(options.score, y_val, p, seed=task.seed)) if p is not None else None
+        status = "complete" if finished_trials(st.study) >= st.budget else "incomplete"
+        if st.failed:
+            status = "failed"
+            failed.setdefault(name, st.errors[-1] if st.errors else "failed")
+        rows[name] = StrategyRow(name, st.strategy.family, status, params, val, vacc, ci, None, None, False,
+                                 a.risk, list(a.reasons), finished_trials(st.study), st.budget,
+                                 st.errors[-3:])
+    # Negative-transfer gaps against target_only (paired over validation samples, seeds pooled).
+    ref = preds.get("target_only")
+    for name, row in rows.items():
+        if ref is None or preds.get(name) is None or name == "target_only":
+            continue
+        ntg, lo, hi = paired_bootstrap_diff(options.score, y_val, ref, preds[name], seed=task.seed)
+        row.ntg, row.ntg_ci = round(ntg, 4), [round(lo, 4), round(hi, 4)]
+        row.negative_transfer = lo > 0
+        if row.negative_transfer:
+            row.reasons.insert(0, f"negative transfer measured: {options.score} is {ntg:.3f} below target_only "
+                                  f"on validation (95% CI [{lo:.3f}, {hi:.3f}])")
+            row.risk = "high"
+        elif hi > 0 and ntg > 0:
+            row.reasons.append(f"no clear gain over target_only on validation (gap {ntg:+.3f}, "
+                               f"95% CI [{lo:.3f}, {hi:.3f}])")
+            if row.risk == "low":
+                row.risk = "medium"
+    out_rows = sorted(rows.values(), key=lambda r: (r.val_score is None, -(r.val_score or 0), r.strategy))
+    result: dict[str, Any] = {
+        "strategies": [asdict(r) for r in out_rows],
+        "failed": failed,
+        "baselines": {"target_only": asdict(rows["target_only"])} if "target_only" in rows else {},
+    }
+    candidates = [r for r in out_rows if r.strategy != "target_only" and r.val_score is not None]
+    if ref is None or not candidates:
+        result["recommendation"] = None
+        result["verdict_missing"] = ("no verdict: target_only or every transfer strategy has no completed "
+                                     "trial yet")
+        return result
+    b = candidates[0]
+    emit("final", {"strategy": b.strategy})
+    test = inputs.splits.test
+    full = replace(task, target_train=task.target_train.concat(task.target_val, name="target/train+val"),
+                   target_val=None)
+    strategies = {st.strategy.name: st.strategy for st in states}
+    models: dict[str, Any] = {}
+    test_pred: dict[str, np.ndarray] = {}
+    for name in (b.strategy, "target_only"):
+        fit = strategies[name].fit(full, dict(best_params[name]), None)
+        models[name] = fit.model
+        test_pred[name] = predict(fit.model, test.X, task.device)
+    g, lo, hi = paired_bootstrap_diff(options.score, test.y, test_pred[b.strategy], test_pred["target_only"],
+                                      seed=task.seed)
+    ref_row = rows["target_only"]
+    b_test = score(options.score, test.y, test_pred[b.strategy])
+    t_test = score(options.score, test.y, test_pred["target_only"])
+    if lo > 0:
+        code, chosen = "transfer_helps", b.strategy
+        verdict = (f"Transfer helps: {b.strategy} scores {b_test:.3f} on the held-out test split against "
+                   f"{t_test:.3f} for training on the target alone ({options.score}, gain {g:+.3f}, "
+                   f"95% CI [{lo:+.3f}, {hi:+.3f}]). Use {b.strategy}.")
+    elif hi < 0:
+        code, chosen = "transfer_hurts", "target_only"
+        verdict = (f"Transfer hurts: the best transfer strategy, {b.strategy}, scores {b_test:.3f} on the "
+                   f"held-out test split against {t_test:.3f} for training on the target alone "
+                   f"(gain {g:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}]). Train on the target alone.")
+    else:
+        chosen = b.strategy if (b.val_score or 0) > (ref_row.val_score or 0) else "target_only"
+        code = "no_gain"
+        verdict = (f"Transfer gives little or nothing: {b.strategy} scores {b_test:.3f} on the held-out test "
+                   f"split against {t_test:.3f} for the target alone (gain {g:+.3f}, 95% CI "
+                   f"[{lo:+.3f}, {hi:+.3f}] includes zero). {chosen} is the better of the two on validation.")
+    chosen_row = rows[chosen]
+    result["recommendation"] = {
+        "strategy": chosen,
+        "family": chosen_row.family,
+        "params": best_params[chosen],
+        "best_transfer_strategy": b.strategy,
+        "val_score": chosen_row.val_score,
+        "val_ci": chosen_row.val_ci,
+        "test_score": round(score(options.score, test.y, test_pred[chosen]), 4),
+        "test_accuracy": round(score("accuracy", test.y, test_pred[chosen]), 4),
+        "test_gain": round(g, 4),
+        "test_gain_ci": [round(lo, 4), round(hi, 4)],
+        "test_size": len(test),
+        "verdict": verdict,
+        "verdict_code": code,
+        "risk": chosen_row.risk,
+        "reasons": chosen_row.reasons,
+    }
+    result["_internal"] = {"models": models, "test_pred": test_pred}
+    return result

@@ -1,0 +1,135 @@
+"""One place renders a report document (from ``advisor.recommend``) as text, Markdown or JSON.
+
+Private keys (starting with ``_``, such as trained models kept for export) never leave here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def public(doc: dict[str, Any]) -> dict[str, Any]:
+    """The report without in-memory objects: what ``--json`` prints and report.json holds."""
+    return {k: v for k, v in doc.items() if not k.startswith("_")}
+
+
+def to_json(doc: dict[str, Any]) -> str:
+    return json.dumps(public(doc), indent=2, default=str)
+
+
+def _f(x: Any, digits: int = 3) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def _ci(ci: Any) -> str:
+    return "-" if not ci else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _params(p: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={_f(v, 4) if isinstance(v, float) else v}" for k, v in p.items()) or "-"
+
+
+def render_markdown(doc: dict[str, Any]) -> str:
+    """The report as Markdown (report.md)."""
+    lines = ["# Transfer Advisor report", ""]
+    rec = doc.get("recommendation")
+    if rec:
+        lines += [f"**Recommendation: `{rec['strategy']}`** ({rec['verdict_code']})", "", rec["verdict"], "",
+                  f"- parameters: {_params(rec['params'])}",
+                  f"- test {doc.get('score')}: {_f(rec['test_score'])} (accuracy {_f(rec['test_accuracy'])}, "
+                  f"{rec.get('test_size', '?')} samples); gain over target_only {rec['test_gain']:+.3f} "
+                  f"{_ci(rec['test_gain_ci'])}", ""]
+    elif doc.get("strategies"):
+        lines += ["No recommendation: " + doc.get("verdict_missing", "the search is incomplete."), ""]
+    else:
+        lines += ["Quick advice only (no search was run).", ""]
+    for note in doc.get("notes", []):
+        lines.append(f"> Note: {note}")
+    lines += ["", "## Quick advice (before training)", "", "| rank | strategy | prior | risk | reasons |",
+              "|---|---|---|---|---|"]
+    for i, r in enumerate(doc.get("advice", {}).get("ranking", []), 1):
+        lines.append(f"| {i} | {r['strategy']} | {r['prior_score']:.3f} | {r['risk']} | "
+                     f"{'; '.join(r['reasons']) or '-'} |")
+    if doc.get("strategies"):
+        lines += ["", f"## Search results ({doc.get('score')} on the validation split)", "",
+                  "| strategy | family | val | 95% CI | NTG | NTG 95% CI | negative transfer | risk | trials | "
+                  "params |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in doc["strategies"]:
+            lines.append(
+                f"| {r['strategy']} | {r['family']} | {_f(r['val_score'])} | {_ci(r['val_ci'])} | {_f(r['ntg'])} | "
+                f"{_ci(r['ntg_ci'])} | {'yes' if r['negative_transfer'] else 'no'} | {r['risk']} | "
+                f"{r['trials']}/{r['budget']} | {_params(r['params'])} |")
+        lines += ["", "### Risks", ""]
+        for r in doc["strategies"]:
+            if r["reasons"]:
+                lines.append(f"- **{r['strategy']}** ({r['risk']}): " + "; ".join(r["reasons"]))
+    if doc.get("not_applicable"):
+        lines += ["", "## Not applicable", ""]
+        lines += [f"- {k}: {v}" for k, v in doc["not_applicable"].items()]
+    if doc.get("failed"):
+        lines += ["", "## Failed", ""]
+        lines += [f"- {k}: {v}" for k, v in doc["failed"].items()]
+    lines += ["", "## Signals", "", "| metric | value | p-value |", "|---|---|---|"]
+    for k, v in doc.get("signals", {}).items():
+        lines.append(f"| {k} | {_f(v['value'], 4)} | {_f(v['p_value'], 4)} |")
+    run = doc.get("run", {})
+    lines += ["", "## Run", "", f"- directory: {run.get('dir')}", f"- storage: {run.get('storage')}",
+              f"- seed: {run.get('seed')}, device: {run.get('device')}, elapsed: {run.get('elapsed_s')} s",
+              f"- model: {doc.get('model_note', '')}"]
+    return "\n".join(lines) + "\n"
+
+
+def print_report(doc: dict[str, Any], console: Any) -> None:
+    """The human report on a rich console."""
+    from rich.panel import Panel
+    from rich.table import Table
+
+    ranking = doc.get("advice", {}).get("ranking", [])
+    if ranking and not doc.get("strategies"):
+        print_advice(doc.get("advice", {}), doc.get("not_applicable", {}), console)
+    if doc.get("strategies"):
+        t = Table(title=f"Search results ({doc.get('score')}, validation split)")
+        for col in ("strategy", "family", "val", "95% CI", "NTG", "NTG 95% CI", "neg. transfer", "risk", "trials"):
+            t.add_column(col)
+        for r in doc["strategies"]:
+            t.add_row(r["strategy"], r["family"], _f(r["val_score"]), _ci(r["val_ci"]), _f(r["ntg"]),
+                      _ci(r["ntg_ci"]), "[red]yes[/red]" if r["negative_transfer"] else "no", r["risk"],
+                      f"{r['trials']}/{r['budget']}")
+        console.print(t)
+        for r in doc["strategies"]:
+            if r["reasons"]:
+                console.print(f"[bold]{r['strategy']}[/bold] ({r['risk']} risk): " + "; ".join(r["reasons"]))
+    for k, v in doc.get("failed", {}).items():
+        console.print(f"[red]failed[/red] {k}: {v}")
+    for note in doc.get("notes", []):
+        console.print(f"[yellow]note:[/yellow] {note}")
+    rec = doc.get("recommendation")
+    if rec:
+        body = (f"{rec['verdict']}\n\nparameters: {_params(rec['params'])}\n"
+                f"test {doc.get('score')}: {_f(rec['test_score'])} (accuracy {_f(rec['test_accuracy'])}); "
+                f"gain over target_only {rec['test_gain']:+.3f} {_ci(rec['test_gain_ci'])}")
+        console.print(Panel(body, title=f"Recommendation: {rec['strategy']} ({rec['verdict_code']})"))
+    elif doc.get("strategies"):
+        console.print("No recommendation: " + doc.get("verdict_missing", "the search is incomplete."))
+    run = doc.get("run", {})
+    if run:
+        console.print(f"run: {run.get('dir')}  storage: {run.get('storage')}  elapsed: {run.get('elapsed_s')} s")
+
+
+def print_advice(advice: dict[str, Any], not_applicable: dict[str, str], console: Any) -> None:
+    from rich.table import Table
+
+    t = Table(title="Quick advice (before training)")
+    for col in ("rank", "strategy", "family", "prior", "risk", "reasons"):
+        t.add_column(col)
+    for i, r in enumerate(advice.get("ranking", []), 1):
+        t.add_row(str(i), r["strategy"], r["family"], f"{r['prior_score']:.3f}", r["risk"],
+                  "; ".join(r["reasons"]) or "-")
+    console.print(t)
+    for k, v in not_applicable.items():
+        console.print(f"not applicable: {k}: {v}")
