@@ -2,8 +2,8 @@
 
 A trial with freeze depth ``k`` trains only ``blocks[k:]`` and the head, so the output of
 ``blocks[:k]`` on a domain never changes during a search: it is computed once (eval mode, no
-gradients) and memoised, keyed by ``(backbone fingerprint, domain fingerprint, k)``. Metrics
-read the penultimate features (``k = depth``) and the source head's logits from the same cache.
+gradients) and memoised, keyed by ``(hash of the spec and blocks[:k], domain fingerprint, k)``.
+Metrics read the penultimate features (``k = depth``) and the source head's logits from the same cache.
 
 Deeper prefixes are built from the deepest shallower prefix already cached, so asking for
 every depth costs one forward pass in total. With a ``root`` directory the tensors are also
@@ -18,6 +18,7 @@ import hashlib
 import json
 import weakref
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,27 +26,50 @@ import torch
 from advisor.backbone import Backbone
 from advisor.domain import Domain
 
-_FINGERPRINTS: weakref.WeakKeyDictionary[Backbone, str] = weakref.WeakKeyDictionary()
+_FINGERPRINTS: weakref.WeakKeyDictionary[Backbone, tuple[tuple[int, ...], list[str]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _versions(module: torch.nn.Module) -> tuple[int, ...]:
+    """In-place version counters of every tensor: they change whenever the weights do."""
+    return tuple(t._version for t in module.state_dict(keep_vars=True).values())
+
+
+def _hash_state(h: Any, module: torch.nn.Module) -> None:
+    for name, tensor in module.state_dict().items():
+        t = tensor.detach().cpu().contiguous()  # bytes of every dtype, bf16 included
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+
+
+def fingerprints(backbone: Backbone) -> list[str]:
+    """Content hashes ``[prefix_0, ..., prefix_depth, whole]``.
+
+    ``prefix_k`` covers the spec and ``blocks[:k]`` only, so a copy with a new head (every
+    trial) shares the source's cached prefixes; ``whole`` adds the head and source classes.
+    Memoised per object and recomputed when any weight changed in place (version counters).
+    """
+    versions = _versions(backbone)
+    hit = _FINGERPRINTS.get(backbone)
+    if hit is not None and hit[0] == versions:
+        return hit[1]
+    h = hashlib.sha256()
+    h.update(json.dumps(backbone.spec.to_json(), sort_keys=True, default=str).encode())
+    out = [h.hexdigest()[:16]]
+    for block in backbone.blocks:
+        _hash_state(h, block)
+        out.append(h.hexdigest()[:16])
+    h.update("\x1f".join(backbone.source_classes).encode())
+    _hash_state(h, backbone.head)
+    out.append(h.hexdigest()[:16])
+    _FINGERPRINTS[backbone] = (versions, out)
+    return out
 
 
 def backbone_fingerprint(backbone: Backbone) -> str:
-    """A content hash of the backbone's spec, source classes and state dict.
-
-    Cached per object (a deep copy gets its own): the cache assumes the object it is given is
-    not trained in place afterwards (strategies train copies).
-    """
-    fp = _FINGERPRINTS.get(backbone)
-    if fp is None:
-        h = hashlib.sha256()
-        h.update(json.dumps(backbone.spec.to_json(), sort_keys=True, default=str).encode())
-        h.update("\x1f".join(backbone.source_classes).encode())
-        for name, tensor in backbone.state_dict().items():
-            t = tensor.detach().cpu().contiguous()  # bytes of every dtype, bf16 included
-            h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-        fp = h.hexdigest()[:16]
-        _FINGERPRINTS[backbone] = fp
-    return fp
+    """A content hash of the backbone's spec, blocks, head and source classes."""
+    return fingerprints(backbone)[-1]
 
 
 def as_tensor(X: np.ndarray) -> torch.Tensor:
@@ -94,7 +118,7 @@ class FeatureCache:
             raise ValueError(f"prefix depth {k} outside 0..{backbone.depth}")
         if k == 0:
             return as_tensor(domain.X)
-        key = (backbone_fingerprint(backbone), domain.fingerprint, k)
+        key = (fingerprints(backbone)[k], domain.fingerprint, k)
         hit = self._lookup(key)
         if hit is not None:
             self.hits += 1
@@ -103,7 +127,7 @@ class FeatureCache:
         start = 0
         x = as_tensor(domain.X)
         for j in range(k - 1, 0, -1):  # resume from the deepest cached shallower prefix
-            t = self._lookup((key[0], key[1], j))
+            t = self._lookup((fingerprints(backbone)[j], key[1], j))
             if t is not None:
                 start, x = j, t
                 break

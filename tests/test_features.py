@@ -8,7 +8,7 @@ import torch
 
 from advisor.backbone import ModelSpec
 from advisor.domain import Domain
-from advisor.features import FeatureCache, backbone_fingerprint
+from advisor.features import FeatureCache, backbone_fingerprint, fingerprints
 from advisor.models import build
 
 
@@ -51,8 +51,9 @@ def test_prefix_is_memoised_and_keeps_training_mode(backbone, domain):
 
 def test_fingerprint_follows_content(backbone):
     fp = backbone_fingerprint(backbone)
-    clone = backbone.with_new_head(3, seed=0)
+    clone = backbone.with_new_head(3, seed=5)
     assert backbone_fingerprint(clone) != fp  # new head, new weights
+    assert fingerprints(clone)[:-1] == fingerprints(backbone)[:-1]  # same blocks, same prefixes
     other = build(backbone.spec, 3, seed=1)
     assert backbone_fingerprint(other) != fp
     same = build(backbone.spec, 3, seed=0)
@@ -82,3 +83,15 @@ def test_logits_need_a_source_head(backbone, domain):
 def test_bad_depth_is_refused(backbone, domain):
     with pytest.raises(ValueError):
         FeatureCache().prefix(backbone, domain, backbone.depth + 1)
+
+
+def test_copy_with_new_head_reuses_prefix_and_training_invalidates(backbone, domain):
+    cache = FeatureCache()
+    a = cache.prefix(backbone, domain, 2)
+    clone = backbone.with_new_head(3, seed=1)
+    assert cache.prefix(clone, domain, 2) is a
+    with torch.no_grad():
+        next(clone.blocks[1].parameters()).add_(1.0)  # in place, as an optimiser step would
+    b = cache.prefix(clone, domain, 2)
+    assert b is not a and not torch.allclose(a, b)
+    assert cache.prefix(clone, domain, 1) is cache.prefix(backbone, domain, 1)  # block 0 unchanged
