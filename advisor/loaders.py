@@ -124,7 +124,7 @@ def encode_labels(
         bad = ~np.isfinite(raw) | (raw != np.round(raw))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise InputError(f"{where}: label at row {i} is {raw[i]!r}, not a class id or name")
+            raise InputError(f"{where}: label at row {i} is {raw[i].item()!r}, not a class id or name")
         raw = raw.astype(np.int64)
     if raw.dtype.kind in "iu":
         if classes is not None:

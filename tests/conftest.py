@@ -1,0 +1,53 @@
+"""Shared fixtures: an isolated model cache and small generated data sets (never committed)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Point ``$TRANSFER_ADVISOR_CACHE`` at a session temp dir so tests never touch ~/.cache."""
+    root = tmp_path_factory.mktemp("advisor-cache")
+    old = os.environ.get("TRANSFER_ADVISOR_CACHE")
+    os.environ["TRANSFER_ADVISOR_CACHE"] = str(root)
+    yield root
+    if old is None:
+        os.environ.pop("TRANSFER_ADVISOR_CACHE", None)
+    else:
+        os.environ["TRANSFER_ADVISOR_CACHE"] = old
+
+
+@pytest.fixture
+def make_digits_folder() -> Callable[..., Path]:
+    """Write sklearn digits as PNGs in class folders (sizes vary per image); returns the root."""
+
+    def make(
+        root: Path,
+        classes: tuple[int, ...] = (0, 1, 2),
+        per_class: int = 8,
+        offset: int = 0,
+        rgb: bool = False,
+    ) -> Path:
+        from PIL import Image
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        for c in classes:
+            folder = root / f"digit{c}"
+            folder.mkdir(parents=True, exist_ok=True)
+            rows = np.flatnonzero(digits.target == c)[offset : offset + per_class]
+            for k, i in enumerate(rows):
+                pixels = (digits.images[i] / 16.0 * 255).astype(np.uint8)
+                im = Image.fromarray(pixels, "L").resize((8 + 4 * (k % 3), 8 + 4 * (k % 3)))
+                if rgb:
+                    im = im.convert("RGB")
+                im.save(folder / f"{i}.png")
+        return root
+
+    return make
