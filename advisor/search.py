@@ -36,6 +36,7 @@ def make_study(storage: Any, run: str, strategy: Strategy, task: TransferTask, s
     """Create or load the study of ``strategy``; a new study gets the default setting enqueued."""
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=3)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=3)
     study = optuna.create_study(
@@ -220,9 +221,10 @@ def run_search(
                 continue  # other workers hold the remaining slots
             strategy_task = replace(task)
             objective = Objective(state.strategy, strategy_task, state.budget)
-            before = len(state.study.trials)
-            state.study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
-            trial = state.study.trials[before] if len(state.study.trials) > before else None
+            ran: list[Any] = []
+            state.study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False,
+                                 callbacks=[lambda _study, frozen, ran=ran: ran.append(frozen)])
+            trial = ran[0] if ran else None
             progressed = True
             _, _, _, fail = _states()
             if trial is not None and trial.state == fail and not trial.user_attrs.get("surplus"):
