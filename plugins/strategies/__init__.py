@@ -1,1 +1,24 @@
-"""Built-in strategies (registered through the transfer_advisor entry-point group)."""
+"""Built-in strategies, registered through the transfer_advisor entry-point group like any plugin.
+
+Each strategy lives in its own submodule (which imports torch); they are imported inside the
+hook, so building the registry (every CLI start) never imports torch.
+"""
+
+from __future__ import annotations
+
+from advisor import hookimpl
+from advisor.hookspecs import Register
+
+
+@hookimpl
+def advisor_register_strategies(register: Register) -> None:
+    """Register the seven built-in strategies (four transfer families and three baselines)."""
+    from advisor_plugins.strategies.alignment import FeatureAlignment
+    from advisor_plugins.strategies.baselines import Finetune, LinearProbe, TargetOnly
+    from advisor_plugins.strategies.importance import ImportanceWeighting
+    from advisor_plugins.strategies.l2sp import L2SP
+    from advisor_plugins.strategies.progressive import ProgressiveUnfreezing
+
+    for strategy in (ImportanceWeighting(), FeatureAlignment(), L2SP(), ProgressiveUnfreezing(),
+                     TargetOnly(), LinearProbe(), Finetune()):
+        register(strategy)

@@ -1,0 +1,65 @@
+"""L2-SP (Li, Grandvalet & Davoine, ICML 2018): fine-tune while staying close to the source weights.
+
+Loss = CE(target) + alpha/2 * ||w - w_source||^2 over the trained backbone blocks
++ beta/2 * ||head||^2 over the new head. alpha > 0 always (alpha = 0 is ``finetune``).
+The freeze depth stays below the full depth, where the backbone term would be off.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from advisor_plugins.strategies._common import base_params, distance_risk, suggest_base, value
+
+from advisor.contracts import FitResult, MetricResult, Needs, ReportFn, Risk, TransferTask
+from advisor.training import config_from_params, train
+
+if TYPE_CHECKING:
+    import optuna
+
+
+class L2SP:
+    """Fine-tuning regularised towards the source weights (starting point)."""
+
+    name = "l2sp"
+    family = "model"
+    description = "Fine-tune with an L2 penalty pulling the backbone towards the source weights (L2-SP)."
+    needs = Needs(source_model=True)
+
+    def default_params(self, task: TransferTask) -> dict[str, Any]:
+        return {**base_params(task, lr=1e-3, freeze=0), "alpha": 0.01, "beta": 0.01}
+
+    def search_space(self, trial: optuna.Trial, task: TransferTask) -> dict[str, Any]:
+        params = suggest_base(trial, task, lr=(1e-4, 1e-2), freeze=(0, max(0, task.depth - 1)))
+        params["alpha"] = trial.suggest_float("alpha", 1e-4, 10.0, log=True)
+        params["beta"] = trial.suggest_float("beta", 1e-5, 1e-1, log=True)
+        return params
+
+    def fit(self, task: TransferTask, params: dict[str, Any], report: ReportFn | None) -> FitResult:
+        import torch
+
+        freeze = min(int(params.get("freeze", 0)), max(0, task.depth - 1))
+        alpha, beta = float(params["alpha"]), float(params["beta"])
+        model = task.backbone.with_new_head(task.num_classes, seed=task.seed)
+        trained = [p for b in model.blocks[freeze:] for p in b.parameters()]
+        anchors = [p.detach().clone().to(task.device) for p in trained]
+
+        def penalty(batch) -> torch.Tensor:
+            sp = sum(((p - a) ** 2).sum() for p, a in zip(trained, anchors, strict=True))
+            head = sum((p**2).sum() for n, p in batch.model.head.named_parameters() if "weight" in n)
+            return 0.5 * alpha * sp + 0.5 * beta * head
+
+        cfg = config_from_params(task, {**params, "freeze": freeze}, self.name, extra_loss=penalty)
+        result = train(task, model, cfg, report)
+        with torch.no_grad():
+            dist = sum(float(((p - a) ** 2).sum()) for p, a in zip(trained, anchors, strict=True))
+        result.info["distance_to_source"] = dist**0.5
+        return result
+
+    def risks(self, signals: dict[str, MetricResult], task: TransferTask) -> list[Risk]:
+        out = distance_risk(signals, "L2-SP keeps pulling the model towards a distant source's weights")
+        logme = value(signals, "logme")
+        if logme is not None and logme < 0:
+            out.append(Risk("medium", f"LogME = {logme:.2f} (< 0): the source features fit the target "
+                                      "labels poorly, so staying close to them may hold the model back"))
+        return out
