@@ -273,7 +273,7 @@ def train(task: TransferTask, model: Backbone, cfg: TrainConfig, report: ReportF
                     loss = loss + cfg.extra_loss(batch)
             if not torch.isfinite(loss.detach()):
                 raise TrainingDiverged(
-                    f"{cfg.name}: the training loss became {float(loss)} in epoch {epoch} "
+                    f"{cfg.name}: the training loss became {float(loss.detach())} in epoch {epoch} "
                     f"(learning rate {cfg.lr:g}); try a smaller learning rate or transfer strength"
                 )
             opt.zero_grad(set_to_none=True)

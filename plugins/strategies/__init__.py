@@ -1,7 +1,7 @@
 """Built-in strategies, registered through the transfer_advisor entry-point group like any plugin.
 
-Each strategy lives in its own submodule (which imports torch); they are imported inside the
-hook, so building the registry (every CLI start) never imports torch.
+Each strategy lives in its own submodule, imported inside the hook; the submodules import torch
+and the training engine only inside their methods, so building the registry never imports torch.
 """
 
 from __future__ import annotations

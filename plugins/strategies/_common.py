@@ -9,22 +9,28 @@ import numpy as np
 
 from advisor.contracts import MetricResult, Risk, TransferTask
 from advisor.domain import Domain
-from advisor.training import default_batch_size
 
 if TYPE_CHECKING:
     import optuna
 
 
+def batch_size(task: TransferTask) -> int:
+    """The engine's default batch size (imported lazily: strategy modules stay torch-free)."""
+    from advisor.training import default_batch_size
+
+    return default_batch_size(task)
+
+
 def base_params(task: TransferTask, lr: float, freeze: int) -> dict[str, Any]:
     """``epochs`` (``task.max_epochs``), ``lr``, ``freeze`` and the batch size every strategy has."""
     return {"epochs": int(task.max_epochs), "lr": lr, "freeze": int(freeze),
-            "batch_size": default_batch_size(task)}
+            "batch_size": batch_size(task)}
 
 
 def suggest_base(trial: optuna.Trial, task: TransferTask, lr: tuple[float, float],
                  freeze: tuple[int, int] | None) -> dict[str, Any]:
     """Suggest ``lr`` (log scale) and, when a range is given, the freeze depth (integer)."""
-    params = {"epochs": int(task.max_epochs), "batch_size": default_batch_size(task),
+    params = {"epochs": int(task.max_epochs), "batch_size": batch_size(task),
               "lr": trial.suggest_float("lr", lr[0], lr[1], log=True)}
     params["freeze"] = trial.suggest_int("freeze", freeze[0], freeze[1]) if freeze else 0
     return params

@@ -22,7 +22,6 @@ from advisor_plugins.strategies._common import (
 )
 
 from advisor.contracts import FitResult, MetricResult, Needs, ReportFn, Risk, TransferTask
-from advisor.training import config_from_params, train
 
 if TYPE_CHECKING:
     import optuna
@@ -77,6 +76,7 @@ class FeatureAlignment:
 
     def fit(self, task: TransferTask, params: dict[str, Any], report: ReportFn | None) -> FitResult:
         from advisor.errors import InputError
+        from advisor.training import config_from_params, train
 
         reason = task.unmet(self.needs)
         if reason is not None:

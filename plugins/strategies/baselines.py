@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 from advisor_plugins.strategies._common import base_params, distance_risk, suggest_base, value
 
 from advisor.contracts import FitResult, MetricResult, Needs, ReportFn, Risk, TransferTask
-from advisor.training import config_from_params, train
 
 if TYPE_CHECKING:
     import optuna
@@ -29,6 +28,7 @@ class TargetOnly:
 
     def fit(self, task: TransferTask, params: dict[str, Any], report: ReportFn | None) -> FitResult:
         from advisor.models import Standardize, build
+        from advisor.training import config_from_params, train
 
         model = build(task.backbone.spec, task.num_classes, seed=task.seed)
         for m in model.modules():  # data statistics, not source knowledge: take them from the target
@@ -61,6 +61,8 @@ class LinearProbe:
         return params
 
     def fit(self, task: TransferTask, params: dict[str, Any], report: ReportFn | None) -> FitResult:
+        from advisor.training import config_from_params, train
+
         model = task.backbone.with_new_head(task.num_classes, seed=task.seed)
         cfg = config_from_params(task, {**params, "freeze": task.depth}, self.name)
         return train(task, model, cfg, report)
@@ -89,6 +91,8 @@ class Finetune:
         return suggest_base(trial, task, lr=(1e-4, 1e-2), freeze=(0, task.depth))
 
     def fit(self, task: TransferTask, params: dict[str, Any], report: ReportFn | None) -> FitResult:
+        from advisor.training import config_from_params, train
+
         model = task.backbone.with_new_head(task.num_classes, seed=task.seed)
         return train(task, model, config_from_params(task, params, self.name), report)
 

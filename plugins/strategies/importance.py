@@ -7,8 +7,9 @@ A domain classifier (logistic regression on standardised frozen penultimate feat
 
 (the ratio of posteriors times the inverse ratio of sample counts; inverting it is a common
 bug). Clipping rule: the posterior is clipped to [0.01, 0.99] (so no weight is 0 or infinite),
-the weights are normalised to mean 1 over the source rows, clipped at ``max_weight`` (default
-10, i.e. no row counts for more than ten average rows) and normalised to mean 1 again. The
+the weights are normalised to mean 1 over the source rows, then clipped at ``max_weight`` (default
+10: no row counts for more than ten average rows) and renormalised to mean 1, repeated until
+the largest weight is ``max_weight``. The
 effective sample size ESS = (sum w)^2 / sum w^2 says how many source rows really count.
 """
 
@@ -27,7 +28,6 @@ from advisor_plugins.strategies._common import (
 )
 
 from advisor.contracts import FitResult, MetricResult, Needs, ReportFn, Risk, TransferTask
-from advisor.training import config_from_params, train
 
 if TYPE_CHECKING:
     import optuna
@@ -65,8 +65,11 @@ def importance_weights(source_features: np.ndarray, target_features: np.ndarray,
     w = (n_s / n_t) * p_t / (1.0 - p_t)
     w = w / w.mean()
     clipped = int(np.sum(w > max_weight))
-    w = np.minimum(w, max_weight)
-    w = w / w.mean()
+    for _ in range(100):  # clip and renormalise until the largest weight is max_weight
+        w = np.minimum(w, max_weight)
+        w = w / w.mean()
+        if w.max() <= max_weight * 1.001:
+            break
     ess = float(w.sum() ** 2 / np.sum(w**2))
     acc = float(clf.score(scaler.transform(X), d))
     return ImportanceWeights(w.astype(np.float32), ess, ess / n_s, clipped, acc)
@@ -94,6 +97,7 @@ class ImportanceWeighting:
     def fit(self, task: TransferTask, params: dict[str, Any], report: ReportFn | None) -> FitResult:
         from advisor.errors import InputError
         from advisor.features import FeatureCache
+        from advisor.training import config_from_params, train
 
         reason = task.unmet(self.needs)
         if reason is not None:

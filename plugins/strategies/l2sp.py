@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from advisor_plugins.strategies._common import base_params, distance_risk, suggest_base, value
 
 from advisor.contracts import FitResult, MetricResult, Needs, ReportFn, Risk, TransferTask
-from advisor.training import config_from_params, train
 
 if TYPE_CHECKING:
     import optuna
@@ -37,6 +36,8 @@ class L2SP:
 
     def fit(self, task: TransferTask, params: dict[str, Any], report: ReportFn | None) -> FitResult:
         import torch
+
+        from advisor.training import config_from_params, train
 
         freeze = min(int(params.get("freeze", 0)), max(0, task.depth - 1))
         alpha, beta = float(params["alpha"]), float(params["beta"])

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from advisor_plugins.strategies._common import base_params, distance_risk, suggest_base
 
 from advisor.contracts import FitResult, MetricResult, Needs, ReportFn, Risk, TransferTask
-from advisor.training import config_from_params, train
 
 if TYPE_CHECKING:
     import optuna
@@ -53,6 +52,8 @@ class ProgressiveUnfreezing:
         return params
 
     def fit(self, task: TransferTask, params: dict[str, Any], report: ReportFn | None) -> FitResult:
+        from advisor.training import config_from_params, train
+
         depth = task.depth
         freeze = min(int(params.get("freeze", 0)), max(0, depth - 1))
         factor = float(params.get("factor", ULMFIT_FACTOR))
