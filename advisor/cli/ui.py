@@ -1,0 +1,51 @@
+"""``advisor ui``: the Streamlit dashboard (``streamlit run`` on the installed ``advisor_ui/app.py``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+RUNS_ENV = "ADVISOR_UI_RUNS"  # read by advisor_ui.common.runs_dir
+UPLOAD_LIMIT_MB = 200
+
+
+def app_path() -> Path:
+    """The dashboard's entry script, wherever ``advisor_ui`` is installed."""
+    import advisor_ui
+
+    return Path(advisor_ui.__file__).parent / "app.py"
+
+
+def streamlit_command(port: int) -> list[str]:
+    """``streamlit run`` headless on ``port``, without telemetry or file watching."""
+    return [sys.executable, "-m", "streamlit", "run", str(app_path()),
+            "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+            "--server.maxUploadSize", str(UPLOAD_LIMIT_MB), "--global.developmentMode", "false"]
+
+
+@click.command("ui")
+@click.option("--port", type=click.IntRange(1, 65535), default=8501, show_default=True, help="Port to listen on.")
+@click.option("--runs", "runs", default="advisor-runs", show_default=True, metavar="DIR",
+              help="Runs directory (created when missing).")
+def ui(port: int, runs: str) -> None:
+    """Start the Streamlit dashboard on http://127.0.0.1:PORT."""
+    from advisor.errors import InputError
+
+    runs_dir = Path(runs).expanduser().resolve()
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create runs directory {runs_dir}: {exc.strerror}") from exc
+    env = {**os.environ, RUNS_ENV: str(runs_dir)}
+    cmd = streamlit_command(port)
+    click.echo(f"Transfer Advisor dashboard: http://127.0.0.1:{port}  (runs in {runs_dir})", err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name == "posix":
+        os.execve(sys.executable, cmd, env)  # the server replaces this process: one pid to stop
+    sys.exit(subprocess.call(cmd, env=env))

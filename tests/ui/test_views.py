@@ -1,0 +1,248 @@
+"""Every dashboard view rendered with streamlit's AppTest (no browser, no training)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import advisor_ui
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from advisor import uirun
+from advisor.cli.ui import RUNS_ENV
+
+APP = str(Path(advisor_ui.__file__).parent / "app.py")
+TIMEOUT = 60
+
+ROW = {"strategy": "l2sp", "family": "model", "status": "complete", "params": {"lam": 0.01, "freeze": 1},
+       "val_score": 0.91, "val_accuracy": 0.91, "val_ci": [0.88, 0.94], "ntg": -0.12, "ntg_ci": [-0.16, -0.08],
+       "negative_transfer": False, "risk": "low", "reasons": ["the source is close to the target"], "trials": 1,
+       "budget": 1, "errors": []}
+TARGET_ONLY = {**ROW, "strategy": "target_only", "family": "baseline", "params": {"lr": 0.01}, "val_score": 0.79,
+               "val_accuracy": 0.79, "val_ci": [0.75, 0.83], "ntg": None, "ntg_ci": None, "reasons": []}
+HURTS = {**ROW, "strategy": "importance", "family": "instance", "val_score": 0.7, "ntg": 0.09,
+         "ntg_ci": [0.05, 0.13], "negative_transfer": True, "risk": "high",
+         "reasons": ["negative transfer measured: accuracy is 0.090 below target_only"]}
+REPORT: dict[str, Any] = {
+    "schema": 1, "score": "accuracy", "inputs": ["scenario: digits-shift"], "model_note": "cnn pretrained here",
+    "notes": [], "complete": True,
+    "recommendation": {"strategy": "l2sp", "family": "model", "params": {"lam": 0.01, "freeze": 1},
+                       "val_score": 0.91, "val_ci": [0.88, 0.94], "test_score": 0.9, "test_accuracy": 0.9,
+                       "test_gain": 0.11, "test_gain_ci": [0.07, 0.15], "test_size": 777,
+                       "verdict": "Transfer helps: l2sp scores 0.900 on the held-out test split. Use l2sp.",
+                       "verdict_code": "transfer_helps", "risk": "low",
+                       "reasons": ["the source is close to the target"], "best_transfer_strategy": "l2sp"},
+    "strategies": [ROW, TARGET_ONLY, HURTS],
+    "advice": {"ranking": [{"strategy": "l2sp", "family": "model", "prior_score": 0.8, "risk": "low",
+                            "reasons": []}], "evidence": {}},
+    "not_applicable": {"dann": "needs unlabelled target data"},
+    "baselines": {"target_only": TARGET_ONLY}, "signals": {"pad": {"value": 1.2, "p_value": None}},
+    "failed": {}, "run": {"dir": "x", "storage": "x", "run": "demo", "seed": 0, "device": "cpu", "elapsed_s": 1.0},
+}
+
+
+@pytest.fixture
+def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    d = tmp_path / "runs"
+    monkeypatch.setenv(RUNS_ENV, str(d))
+    return d
+
+
+def page(path: str, state: dict[str, Any] | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for k, v in (state or {}).items():
+        at.session_state[k] = v
+    at.run()
+    if path:
+        at.switch_page(path)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "info", "success", "warning", "error", "header",
+                                  "title", "subheader") for e in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def make_run(runs: Path, name: str = "demo-run", doc: dict[str, Any] | None = None) -> Path:
+    d = runs / name
+    d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps({"run": name, "fingerprint": "f"}))
+    if doc is not None:
+        (d / "report.json").write_text(json.dumps(doc))
+    return d
+
+
+def test_navigation_labels_and_default_data_page(runs: Path) -> None:
+    at = page("")
+    assert at.title[0].value == "Data"
+    assert [r.value for r in at.radio] == ["Built-in scenario"]
+    assert "digits-shift" in at.selectbox[0].options
+    from advisor_ui.app import PAGES
+
+    assert [t for _, t, _ in PAGES] == ["Data", "Similarity", "Search", "Recommendation", "Runs", "Plugins"]
+
+
+def test_data_page_loads_a_scenario_and_shows_images(runs: Path) -> None:
+    at = page("")
+    at.button[0].click().run()
+    assert not at.exception
+    assert "Loaded inputs" in texts(at)
+    assert at.session_state["request"]["demo"] == at.selectbox[0].value
+    assert len(at.image) >= 2  # sample grids of source and target
+
+
+def test_data_page_wrong_path_is_one_line_error(runs: Path) -> None:
+    at = page("")
+    at.radio[0].set_value("Paths on this machine").run()
+    at.text_input(key="data_target").input(str(runs / "missing.npz")).run()
+    at.text_input(key="data_model").input("mlp").run()
+    at.button[0].click().run()
+    assert not at.exception
+    assert len(at.error) == 1 and "\n" not in at.error[0].value
+    assert "missing.npz" in at.error[0].value
+
+
+def test_data_page_feature_tables(runs: Path, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for name in ("src", "tgt"):
+        np.savez(tmp_path / f"{name}.npz", X=rng.normal(size=(40, 5)).astype(np.float32), y=np.arange(40) % 2)
+    at = page("")
+    at.radio[0].set_value("Paths on this machine").run()
+    at.text_input(key="data_source").input(str(tmp_path / "src.npz"))
+    at.text_input(key="data_target").input(str(tmp_path / "tgt.npz"))
+    at.text_input(key="data_model").input("none")
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    assert "40 rows" in texts(at)
+
+
+def test_upload_checks(tmp_path: Path) -> None:
+    from advisor_ui.common import save_upload
+
+    with pytest.raises(ValueError, match="unsupported"):
+        save_upload("x.exe", b"1", tmp_path)
+    with pytest.raises(ValueError, match="not a valid zip"):
+        save_upload("x.zip", b"not a zip", tmp_path)
+    assert save_upload("t.csv", b"a,label\n1,0\n", tmp_path).read_text().startswith("a,label")
+
+
+def test_similarity_page_with_raw_features(runs: Path, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "s.npz", X=rng.normal(size=(60, 4)).astype(np.float32), y=np.arange(60) % 3)
+    np.savez(tmp_path / "t.npz", X=rng.normal(2, 1, size=(60, 4)).astype(np.float32), y=np.arange(60) % 3)
+    state = {"request": {"source": str(tmp_path / "s.npz"), "target": str(tmp_path / "t.npz"), "model": "none"}}
+    at = page("views/similarity.py", state)
+    assert at.title[0].value == "Similarity"
+    at.toggle(key="sim_go").set_value(True).run()
+    assert not at.exception
+    assert "Source vs target features (PCA)" in texts(at)
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_similarity_page_without_inputs(runs: Path) -> None:
+    at = page("views/similarity.py")
+    assert "Load inputs on the Data page first." in texts(at)
+
+
+def test_plugins_page_lists_builtins(runs: Path) -> None:
+    at = page("views/plugins.py")
+    plugins = at.dataframe[0].value
+    assert "builtin_scenarios" in set(plugins["plugin"])
+    assert "digits-shift" in " ".join(plugins["scenarios"])
+    assert at.subheader[1].value == "Load failures"
+
+
+def test_recommendation_page_renders_a_preset_report(runs: Path) -> None:
+    at = page("views/recommendation.py", {"report": copy.deepcopy(REPORT)})
+    assert at.header[0].value == "Recommended strategy: l2sp"
+    assert "transfer_helps" in at.success[0].value
+    assert at.metric[1].value == "+0.110"
+    params = at.dataframe[0].value
+    assert dict(zip(params["parameter"], params["value"], strict=True)) == {"lam": "0.01000", "freeze": "1"}
+    ranked = at.dataframe[1].value
+    assert list(ranked["strategy"]) == ["l2sp", "target_only", "importance"]
+    assert list(ranked["negative transfer"]) == ["no", "no", "yes"]
+    assert len(at.get("plotly_chart")) == 1  # the NTG chart
+    assert "Not applicable: dann" in texts(at)
+    assert at.get("download_button")  # report.json
+
+
+def test_ntg_chart_marks_negative_transfer() -> None:
+    from advisor_ui.views.recommendation import ntg_chart  # noqa: PLC0415
+
+    fig = ntg_chart([ROW, TARGET_ONLY, HURTS])
+    assert [t.y[0] for t in fig.data] == ["l2sp", "importance"]  # target_only has no NTG
+    assert fig.data[1].marker.color != fig.data[0].marker.color
+
+
+def test_recommendation_page_offers_export_download(runs: Path) -> None:
+    d = make_run(runs, doc=REPORT)
+    (d / uirun.EXPORT_NAME).write_bytes(b"weights")
+    at = page("views/recommendation.py", {"report": copy.deepcopy(REPORT), "report_dir": str(d)})
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == ["Download report.json", "Download the exported model (model.pt)"]
+
+
+def test_recommendation_page_without_report(runs: Path) -> None:
+    at = page("views/recommendation.py")
+    assert "No report yet" in texts(at)
+
+
+def test_recommendation_page_no_verdict(runs: Path) -> None:
+    doc = {**copy.deepcopy(REPORT), "recommendation": None, "verdict_missing": "no verdict: incomplete"}
+    at = page("views/recommendation.py", {"report": doc})
+    assert at.header[0].value == "No recommendation yet"
+    assert "no verdict: incomplete" in texts(at)
+
+
+def test_runs_page_lists_and_reopens(runs: Path) -> None:
+    make_run(runs, "old-run", REPORT)
+    (runs / "not-a-run").mkdir()
+    at = page("views/runs.py")
+    table = at.dataframe[0].value
+    assert list(table["run"]) == ["old-run"]
+    assert list(table["recommended"]) == ["l2sp"]
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.session_state["report"]["recommendation"]["strategy"] == "l2sp"
+    assert at.session_state["report"]["unfinished"] == []
+
+
+def test_runs_page_empty(runs: Path) -> None:
+    at = page("views/runs.py")
+    assert "No run yet" in texts(at)
+
+
+def test_search_page_form(runs: Path) -> None:
+    at = page("views/search.py")
+    assert at.title[0].value == "Search"
+    assert at.button[0].label == "Start search"
+    assert at.number_input(key="search_trials").value == 2
+    assert at.checkbox(key="search_export").value is False
+    assert "No search started" in texts(at)
+
+
+def test_search_page_shows_a_failed_run_in_one_line(runs: Path) -> None:
+    d = make_run(runs, "failed-run")
+    proc = uirun.launch(["python", "-c", "import sys; sys.stderr.write('advisor: error: bad input\\n'); "
+                                         "sys.exit(2)"], d)
+    proc.wait(30)
+    at = page("views/search.py", {"search_run": str(d)})
+    assert "Failed" in texts(at)
+    assert [e.value for e in at.error] == ["advisor: error: bad input"]
+
+
+def test_search_page_shows_a_finished_run(runs: Path) -> None:
+    d = make_run(runs, "done-run", REPORT)
+    proc = uirun.launch(["python", "-c", "print('{}')"], d)
+    proc.wait(30)
+    at = page("views/search.py", {"search_run": str(d)})
+    assert "Recommended strategy: l2sp (transfer_helps)" in texts(at)
+    assert at.session_state["report"]["recommendation"]["strategy"] == "l2sp"

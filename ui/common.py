@@ -1,0 +1,144 @@
+"""Shared helpers of the dashboard views: settings, cached API calls, input choice, one-line errors."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import zipfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from advisor.cli.ui import RUNS_ENV, UPLOAD_LIMIT_MB
+from advisor.errors import AdvisorError
+from advisor.inputs import InputRequest, LoadedData, ResolvedInputs, load_data, resolve_inputs
+from advisor.registry import Registry, get_registry
+
+UPLOAD_TYPES = ["npz", "csv", "zip"]
+REQUEST_KEY = "request"  # session state: the chosen inputs, as InputRequest fields
+REPORT_KEY = "report"  # session state: the report document shown by Recommendation
+REPORT_DIR_KEY = "report_dir"  # session state: the run directory the report came from
+SEARCH_KEY = "search_run"  # session state: the run directory of the search started here
+
+
+def runs_dir() -> Path:
+    """The runs directory given to ``advisor ui --runs`` (created when missing)."""
+    d = Path(os.environ.get(RUNS_ENV, "advisor-runs")).expanduser()
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for the page: the advisor's own message, or the exception type and text."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, AdvisorError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def show_error(exc: BaseException) -> None:
+    """``st.error`` with one line, never a traceback."""
+    st.error(error_line(exc))
+
+
+@st.cache_resource(show_spinner=False)
+def registry() -> Registry:
+    """The plugin registry, loaded once per server."""
+    return get_registry()
+
+
+def _request_key(req: InputRequest) -> tuple[Any, ...]:
+    return tuple(sorted(asdict(req).items()))
+
+
+@st.cache_resource(show_spinner="Loading and validating the data...", max_entries=4)
+def _load_data(key: tuple[Any, ...]) -> LoadedData:
+    return load_data(InputRequest(**dict(key)), registry())
+
+
+@st.cache_resource(show_spinner="Preparing the source model (pretrained here when needed)...", max_entries=2)
+def _resolve(key: tuple[Any, ...]) -> ResolvedInputs:
+    return resolve_inputs(InputRequest(**dict(key)), registry())
+
+
+def loaded_data(req: InputRequest) -> LoadedData:
+    """Validated data and splits for ``req`` (cached; builds no model)."""
+    return _load_data(_request_key(req))
+
+
+def resolved_inputs(req: InputRequest) -> ResolvedInputs:
+    """Data plus the source model for ``req`` (cached; may pretrain a model once)."""
+    return _resolve(_request_key(req))
+
+
+def current_request() -> InputRequest | None:
+    """The inputs chosen on the Data page, if any."""
+    fields = st.session_state.get(REQUEST_KEY)
+    return InputRequest(**fields) if fields else None
+
+
+def set_request(req: InputRequest) -> None:
+    st.session_state[REQUEST_KEY] = asdict(req)
+
+
+def save_upload(name: str, data: bytes, root: Path) -> Path:
+    """Store an uploaded file under ``root`` by content hash; a .zip is extracted to an image folder.
+
+    Refuses other types, files over the size limit and zip members escaping the folder.
+    """
+    suffix = Path(name).suffix.lower().lstrip(".")
+    if suffix not in UPLOAD_TYPES:
+        raise ValueError(f"{name}: unsupported file type .{suffix}; use .npz, .csv or .zip (an image folder)")
+    if len(data) > UPLOAD_LIMIT_MB * 1024 * 1024:
+        raise ValueError(f"{name} is larger than {UPLOAD_LIMIT_MB} MB")
+    if not data:
+        raise ValueError(f"{name} is empty")
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    folder = root / digest
+    folder.mkdir(parents=True, exist_ok=True)
+    if suffix != "zip":
+        path = folder / Path(name).name
+        path.write_bytes(data)
+        return path
+    target = folder / Path(name).stem
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            for member in zf.namelist():
+                dest = (target / member).resolve()
+                if not dest.is_relative_to(target.resolve()):
+                    raise ValueError(f"{name}: the archive member {member!r} points outside the folder")
+            zf.extractall(target)
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"{name} is not a valid zip archive") from exc
+    entries = [p for p in target.iterdir() if not p.name.startswith((".", "__MACOSX"))]
+    if len(entries) == 1 and entries[0].is_dir() and any(q.is_dir() for q in entries[0].iterdir()):
+        return entries[0]  # the archive wraps the class folders in one top folder
+    return target
+
+
+def to_display(x: np.ndarray) -> np.ndarray:
+    """One image (C x H x W floats in [0, 1]) as uint8 H x W or H x W x 3 for ``st.image``."""
+    img = np.clip(np.asarray(x, dtype=np.float32), 0.0, 1.0)
+    img = (img * 255).round().astype(np.uint8)
+    if img.ndim == 3 and img.shape[0] == 1:
+        return img[0]
+    if img.ndim == 3:
+        return np.transpose(img, (1, 2, 0))
+    return img
+
+
+def fmt(x: Any, digits: int = 3) -> str:
+    """A number for a table cell ("-" when missing)."""
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def fmt_ci(ci: Any) -> str:
+    return "-" if not ci else f"[{ci[0]:+.3f}, {ci[1]:+.3f}]"
