@@ -26,6 +26,7 @@ import csv
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -197,31 +198,38 @@ def _load_image_folder(root: Path, name: str, size: int, labelled: bool) -> Doma
 
 
 def _decode_images(files: list[Path], size: int) -> np.ndarray:
-    """Decode every file once; greyscale output when every image is greyscale."""
+    """Decode every file once, resizing as it goes (memory stays at the output size).
+
+    Greyscale images are kept as one channel; if any image is colour, every image becomes RGB
+    (a greyscale image's channel repeated, as Pillow's ``convert("RGB")`` does).
+    """
     from PIL import Image, UnidentifiedImageError
 
-    decoded = []
-    grey = True
-    for f in files:
+    X = np.empty((len(files), 3, size, size), dtype=np.float32)
+    grey = np.ones(len(files), dtype=bool)
+    for i, f in enumerate(files):
         try:
             with Image.open(f) as im:
                 im.load()
-                grey = grey and im.mode in GREY_MODES
-                decoded.append(im.copy())
+                grey[i] = im.mode in GREY_MODES
+                pixels = _to_8bit(im).convert("L" if grey[i] else "RGB")
+                pixels = pixels.resize((size, size), Image.Resampling.BILINEAR)
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
             raise InputError(f"cannot read image {f}: {exc.__class__.__name__}: {exc}") from exc
-    mode = "L" if grey else "RGB"
-    channels = 1 if grey else 3
-    X = np.empty((len(files), channels, size, size), dtype=np.float32)
-    for i, im in enumerate(decoded):
-        if im.mode in ("I", "I;16", "F"):
-            arr = np.asarray(im, dtype=np.float32)
-            hi = 65535.0 if im.mode != "F" and arr.max() > 255 else 255.0
-            im = Image.fromarray(np.clip(arr / hi * 255.0, 0, 255).astype(np.uint8))
-        im = im.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
-        arr = np.asarray(im, dtype=np.float32) / 255.0
-        X[i] = arr[None] if grey else arr.transpose(2, 0, 1)
-    return X
+        arr = np.asarray(pixels, dtype=np.float32) / 255.0
+        X[i] = arr[None] if grey[i] else arr.transpose(2, 0, 1)
+    return X[:, :1].copy() if grey.all() else X
+
+
+def _to_8bit(im: Any) -> Any:
+    """16-bit and float greyscale images scaled to 8 bits (Pillow would clip them)."""
+    from PIL import Image
+
+    if im.mode not in ("I", "I;16", "F"):
+        return im
+    arr = np.asarray(im, dtype=np.float32)
+    hi = 65535.0 if im.mode != "F" and arr.max() > 255 else 255.0
+    return Image.fromarray(np.clip(arr / hi * 255.0, 0, 255).astype(np.uint8))
 
 
 # --------------------------------------------------------------------------- arrays and tables

@@ -260,3 +260,20 @@ def test_loaders_do_not_need_torch_for_tables(tmp_path: Path):
             "import advisor.inputs; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_mixed_grey_and_colour_folder_becomes_rgb(tmp_path):
+    from PIL import Image
+
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+    grey = np.full((6, 6), 200, np.uint8)
+    Image.fromarray(grey, "L").save(tmp_path / "a" / "g.png")
+    Image.fromarray(np.full((6, 6), 51 * 256, np.uint16)).save(tmp_path / "a" / "deep.png")  # 16-bit
+    Image.fromarray((np.zeros((4, 4, 3)) + [255, 0, 0]).astype(np.uint8), "RGB").save(tmp_path / "b" / "red.png")
+    d = load_domain(tmp_path, name="t", image_size=4)
+    assert d.X.shape == (3, 3, 4, 4)
+    np.testing.assert_allclose(d.X[1], 200 / 255, rtol=1e-5)  # files sort: deep, g, red
+    np.testing.assert_allclose(d.X[0], 51 / 255, atol=1 / 255)
+    np.testing.assert_allclose(d.X[2, 0], 1.0)
+    np.testing.assert_allclose(d.X[2, 1:], 0.0)
