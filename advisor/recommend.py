@@ -130,8 +130,6 @@ def recommend(
 ) -> dict[str, Any]:
     """Run the whole pipeline and return the report document (see README: JSON schema)."""
     from advisor.device import resolve_device, set_threads
-    from advisor.features import FeatureCache
-    from advisor.signals import compute_signals, metric_inputs
 
     options = options or RecommendOptions()
     emit = on_event or (lambda kind, payload: None)
@@ -152,6 +150,9 @@ def recommend(
         raise InputError("advisor recommend needs a model; --model none is only for advisor similarity")
     paths, run_name, fp = prepare_run(inputs, request, options)
     emit("run", {"dir": str(paths.dir), "storage": paths.shown_storage, "run": run_name})
+
+    from advisor.features import FeatureCache
+    from advisor.signals import compute_signals, metric_inputs
 
     cache = FeatureCache(paths.cache, device=device)
     task = TransferTask(
