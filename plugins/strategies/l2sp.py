@@ -26,7 +26,7 @@ class L2SP:
     needs = Needs(source_model=True)
 
     def default_params(self, task: TransferTask) -> dict[str, Any]:
-        return {**base_params(task, lr=1e-3, freeze=0), "alpha": 0.01, "beta": 0.01}
+        return {**base_params(task, lr=1e-3, freeze=max(0, task.depth - 2)), "alpha": 0.01, "beta": 0.01}
 
     def search_space(self, trial: optuna.Trial, task: TransferTask) -> dict[str, Any]:
         params = suggest_base(trial, task, lr=(1e-4, 1e-2), freeze=(0, max(0, task.depth - 1)))

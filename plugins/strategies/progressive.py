@@ -41,7 +41,7 @@ class ProgressiveUnfreezing:
     needs = Needs(source_model=True)
 
     def default_params(self, task: TransferTask) -> dict[str, Any]:
-        return {**base_params(task, lr=1e-3, freeze=0), "factor": ULMFIT_FACTOR, "warmup": 1,
+        return {**base_params(task, lr=3e-3, freeze=max(0, task.depth - 2)), "factor": ULMFIT_FACTOR, "warmup": 1,
                 "unfreeze_every": 1}
 
     def search_space(self, trial: optuna.Trial, task: TransferTask) -> dict[str, Any]:

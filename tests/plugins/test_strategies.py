@@ -253,7 +253,9 @@ def test_l2sp_with_huge_alpha_stays_at_the_source(registry, digits_task):
     params = {**l2sp.default_params(task), "epochs": 3, "lr": 1e-3}
     near = l2sp.fit(task, {**params, "alpha": 1e4}, None).info["distance_to_source"]
     free = l2sp.fit(task, {**params, "alpha": 1e-4}, None).info["distance_to_source"]
-    assert near < 0.05 and near < free / 10
+    trained = [p for b in task.backbone.blocks[params["freeze"]:] for p in b.parameters()]
+    norm = float(sum((p**2).sum() for p in trained)) ** 0.5
+    assert near < 0.01 * norm and near < free / 10  # Adam still jitters around the anchor by ~lr
 
 
 def test_cached_and_uncached_strategy_give_the_same_model(registry):
