@@ -226,6 +226,7 @@ def test_search_page_form(runs: Path) -> None:
     assert at.button[0].label == "Start search"
     assert at.number_input(key="search_trials").value == 2
     assert at.checkbox(key="search_export").value is False
+    assert at.selectbox(key="search_scenario").value == "digits-shift"
     assert "No search started" in texts(at)
 
 

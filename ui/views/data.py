@@ -17,6 +17,7 @@ from advisor_ui.common import (
     to_display,
 )
 
+from advisor.cli.options import DEFAULT_DEMO
 from advisor.domain import Domain
 from advisor.inputs import InputRequest
 
@@ -32,7 +33,8 @@ def _request_form() -> InputRequest | None:
         if not names:
             st.warning("No built-in scenario is registered (see Plugins).")
             return None
-        name = st.selectbox("Scenario", names, key="data_scenario")
+        name = st.selectbox("Scenario", names, key="data_scenario",
+                            index=names.index(DEFAULT_DEMO) if DEFAULT_DEMO in names else 0)
         scenario = registry().scenarios[name]
         if getattr(scenario, "description", ""):
             st.caption(scenario.description)

@@ -8,6 +8,7 @@ import streamlit as st
 from advisor_ui.common import REPORT_DIR_KEY, REPORT_KEY, SEARCH_KEY, current_request, registry, runs_dir, show_error
 
 from advisor import uirun
+from advisor.cli.options import DEFAULT_DEMO
 from advisor.runreport import load_run_report
 
 POLL_SECONDS = 2
@@ -19,7 +20,8 @@ def _start_form() -> None:
     use_loaded = False
     if req is not None and not req.demo:
         use_loaded = st.checkbox(f"Use the inputs loaded on the Data page (target `{req.target}`)", value=True)
-    default = scenarios.index(req.demo) if req is not None and req.demo in scenarios else 0
+    wanted = req.demo if req is not None and req.demo else DEFAULT_DEMO
+    default = scenarios.index(wanted) if wanted in scenarios else 0
     demo = None
     if not use_loaded:
         if not scenarios:

@@ -1,0 +1,127 @@
+"""End to end in a real headless Chromium: ``advisor ui``, a 1-trial digits-shift search, the recommendation."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+HEALTH_TIMEOUT_S = 30
+SEARCH_TIMEOUT_S = 240
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _need_chromium() -> None:
+    if Path(CHROMIUM).exists():
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{CHROMIUM} is missing under CI=true (apt-get install -y chromium)")
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium); set CI=true to make this a failure")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_healthy(port: int, proc: subprocess.Popen[bytes]) -> float:
+    start = time.time()
+    while time.time() - start < HEALTH_TIMEOUT_S:
+        if proc.poll() is not None:
+            pytest.fail(f"advisor ui exited with code {proc.returncode} before it was healthy")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return time.time() - start
+        except OSError:
+            pass
+        time.sleep(0.25)
+    pytest.fail(f"the dashboard was not healthy within {HEALTH_TIMEOUT_S} s")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the server and the background runs it started (its process group and theirs)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def _kill_runs(runs: Path) -> None:
+    """Background runs live in their own sessions: end any still running."""
+    import json
+
+    for pfile in runs.glob("*/ui-process.json"):
+        try:
+            os.killpg(int(json.loads(pfile.read_text())["pid"]), signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, ValueError, KeyError):
+            pass
+
+
+def test_search_digits_shift_in_chromium(tmp_path: Path) -> None:
+    _need_chromium()
+    playwright = pytest.importorskip("playwright.sync_api")
+    runs = tmp_path / "runs"
+    port = _free_port()
+    advisor = shutil.which("advisor")
+    cmd = [advisor] if advisor else [sys.executable, "-m", "advisor"]
+    log = (tmp_path / "server.log").open("wb")
+    proc = subprocess.Popen([*cmd, "ui", "--port", str(port), "--runs", str(runs)], stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    shot = tmp_path / "recommendation.png"
+    try:
+        _wait_healthy(port, proc)
+        assert runs.is_dir()
+        with playwright.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(f"http://127.0.0.1:{port}/", timeout=60_000)
+                page.get_by_role("heading", name="Data").wait_for(timeout=60_000)
+                for label in ("Data", "Similarity", "Search", "Recommendation", "Runs", "Plugins"):
+                    page.get_by_role("link", name=label, exact=True).wait_for(timeout=10_000)
+                page.get_by_role("link", name="Search", exact=True).click()
+                page.get_by_role("button", name="Start search").wait_for(timeout=30_000)
+                trials = page.get_by_label("Trials per strategy")
+                trials.fill("1")
+                trials.press("Enter")
+                page.wait_for_timeout(1000)
+                page.get_by_role("button", name="Start search").click()
+                page.get_by_text("Running").first.wait_for(timeout=30_000)
+                done = page.get_by_text("Recommended strategy:").or_(page.get_by_text("Failed", exact=True))
+                done.first.wait_for(timeout=SEARCH_TIMEOUT_S * 1000)
+                failed = page.get_by_text("Failed", exact=True)
+                if failed.count():
+                    errors = page.locator("[data-testid='stAlertContentError']").all_inner_texts()
+                    pytest.fail(f"the search failed: {errors}")
+                page.get_by_role("link", name="Recommendation", exact=True).click()
+                heading = page.get_by_role("heading", name="Recommended strategy:")
+                heading.wait_for(timeout=30_000)
+                assert heading.inner_text().split(":", 1)[1].strip()
+                page.get_by_text("Download report.json").wait_for(timeout=10_000)
+                page.wait_for_timeout(1500)  # let the plotly chart draw
+                page.screenshot(path=str(shot), full_page=True)
+            finally:
+                browser.close()
+    finally:
+        _stop(proc)
+        _kill_runs(runs)
+        log.close()
+    assert shot.exists() and shot.stat().st_size > 10_000
+    assert list(runs.glob("*/report.json"))
