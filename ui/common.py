@@ -140,5 +140,8 @@ def fmt(x: Any, digits: int = 3) -> str:
     return str(x)
 
 
-def fmt_ci(ci: Any) -> str:
-    return "-" if not ci else f"[{ci[0]:+.3f}, {ci[1]:+.3f}]"
+def fmt_ci(ci: Any, signed: bool = True) -> str:
+    """An interval as ``[lo, hi]`` ("-" when missing); signed for gaps and gains."""
+    if not ci:
+        return "-"
+    return f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if signed else f"[{ci[0]:.3f}, {ci[1]:.3f}]"

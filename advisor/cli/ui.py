@@ -25,7 +25,8 @@ def streamlit_command(port: int) -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", str(app_path()),
             "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-            "--server.maxUploadSize", str(UPLOAD_LIMIT_MB), "--global.developmentMode", "false"]
+            "--server.maxUploadSize", str(UPLOAD_LIMIT_MB), "--global.developmentMode", "false",
+            "--client.toolbarMode", "minimal"]
 
 
 @click.command("ui")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,7 @@ def test_recommendation_page_renders_a_preset_report(runs: Path) -> None:
     assert at.header[0].value == "Recommended strategy: l2sp"
     assert "transfer_helps" in at.success[0].value
     assert at.metric[1].value == "+0.110"
+    assert "95% CI [+0.070, +0.150]" in texts(at)
     params = at.dataframe[0].value
     assert dict(zip(params["parameter"], params["value"], strict=True)) == {"lam": "0.01000", "freeze": "1"}
     ranked = at.dataframe[1].value
@@ -232,7 +234,7 @@ def test_search_page_form(runs: Path) -> None:
 
 def test_search_page_shows_a_failed_run_in_one_line(runs: Path) -> None:
     d = make_run(runs, "failed-run")
-    proc = uirun.launch(["python", "-c", "import sys; sys.stderr.write('advisor: error: bad input\\n'); "
+    proc = uirun.launch([sys.executable, "-c", "import sys; sys.stderr.write('advisor: error: bad input\\n'); "
                                          "sys.exit(2)"], d)
     proc.wait(30)
     at = page("views/search.py", {"search_run": str(d)})
@@ -242,8 +244,36 @@ def test_search_page_shows_a_failed_run_in_one_line(runs: Path) -> None:
 
 def test_search_page_shows_a_finished_run(runs: Path) -> None:
     d = make_run(runs, "done-run", REPORT)
-    proc = uirun.launch(["python", "-c", "print('{}')"], d)
+    proc = uirun.launch([sys.executable, "-c", "print('{}')"], d)
     proc.wait(30)
     at = page("views/search.py", {"search_run": str(d)})
     assert "Recommended strategy: l2sp (transfer_helps)" in texts(at)
     assert at.session_state["report"]["recommendation"]["strategy"] == "l2sp"
+
+
+def test_cancel_a_running_process(runs: Path) -> None:
+    d = make_run(runs, "slow-run")
+    uirun.launch([sys.executable, "-c", "import time; time.sleep(60)"], d)
+    assert uirun.run_status(d).state == "running"
+    assert uirun.cancel_run(d, wait_s=5)
+    assert uirun.run_status(d).state == "cancelled"
+    assert not uirun.cancel_run(d)
+
+
+def test_trial_progress_reads_the_run_storage(runs: Path) -> None:
+    import optuna
+
+    from advisor.runs import open_storage
+
+    d = make_run(runs, "demo-run")
+    storage = open_storage(str(d / "optuna.journal"))
+    study = optuna.create_study(study_name="demo-run:l2sp", storage=storage, direction="maximize")
+    study.set_user_attr("budget", 3)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    optuna.create_study(study_name="other-run:l2sp", storage=storage)
+    rows = uirun.trial_progress(d)
+    assert [(r["strategy"], r["finished"], r["budget"]) for r in rows] == [("l2sp", 2, 3)]
+    assert uirun.load_study(d, "l2sp").trials[0].state.name == "COMPLETE"
+    at = page("views/search.py", {"search_run": str(d)})
+    assert at.dataframe[0].value["strategy"].tolist() == ["l2sp"]
+    assert len(at.get("plotly_chart")) == 2  # optimisation history and intermediate values

@@ -58,7 +58,7 @@ def _choose_run() -> None:
 def _strategy_table(doc: dict[str, Any]) -> None:
     rows = [{
         "rank": i, "strategy": r["strategy"], "family": r["family"], "status": r["status"],
-        f"val {doc.get('score', '')}": fmt(r["val_score"]), "val 95% CI": fmt_ci(r["val_ci"]),
+        f"val {doc.get('score', '')}": fmt(r["val_score"]), "val 95% CI": fmt_ci(r["val_ci"], signed=False),
         "NTG": fmt(r["ntg"]), "NTG 95% CI": fmt_ci(r["ntg_ci"]),
         "negative transfer": "yes" if r["negative_transfer"] else "no", "risk": r["risk"],
         "trials": f"{r['trials']}/{r['budget']}",
@@ -111,12 +111,12 @@ def render(doc: dict[str, Any], run_dir: Path | None) -> None:
     if rec:
         st.header(f"Recommended strategy: {rec['strategy']}")
         VERDICT_BOX.get(rec["verdict_code"], st.info)(f"**{rec['verdict_code']}**: {rec['verdict']}")
-        c1, c2, c3, c4 = st.columns(4)
+        c1, c2, c3 = st.columns(3)
         c1.metric(f"Test {score}", fmt(rec["test_score"]), help=f"{rec.get('test_size', '?')} held-out samples")
         c2.metric("Test gain over target_only", f"{rec['test_gain']:+.3f}",
-                  help=f"paired bootstrap 95% CI {fmt_ci(rec['test_gain_ci'])}")
-        c3.metric("Gain 95% CI", fmt_ci(rec["test_gain_ci"]))
-        c4.metric("Risk", rec["risk"])
+                  help="paired bootstrap over the test samples")
+        c2.caption(f"95% CI {fmt_ci(rec['test_gain_ci'])}")
+        c3.metric("Risk", rec["risk"])
         st.subheader("Why, and the risks")
         if rec.get("best_transfer_strategy") and rec["best_transfer_strategy"] != rec["strategy"]:
             st.write(f"The best transfer strategy on validation was **{rec['best_transfer_strategy']}**.")
