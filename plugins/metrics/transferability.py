@@ -132,7 +132,10 @@ class NCE(BaseMetric):
 
 
 class HScore(BaseMetric):
-    """H-score tr(Σ_f⁻¹ Σ_g) (Bao et al., 2019), Ledoit-Wolf shrinkage when N is not >> D."""
+    """H-score tr(Σ_f⁻¹ Σ_g) (Bao et al., 2019), Ledoit-Wolf shrinkage when N is not >> D.
+
+    The shrunk form is Ibrahim et al.'s (ICLR 2023): Σ_f -> (1 - s) Σ_f + s μ I, Σ_g -> (1 - s) Σ_g.
+    """
 
     name = "hscore"
     kind = "transferability"
@@ -155,7 +158,9 @@ class HScore(BaseMetric):
             cov_f, shrinkage = np.atleast_2d(np.cov(f, rowvar=False, bias=True)), 0.0
         means = (one_hot(y, c).T @ f) / np.bincount(y, minlength=c)[:, None]
         g = means[y]
-        cov_g = np.atleast_2d(np.cov(g, rowvar=False, bias=True))
+        # shrink the between-class covariance by the same (1 - s) (Ibrahim et al., 2022), so that
+        # cov_g <= cov_f still holds and the score stays within [0, C - 1]
+        cov_g = (1.0 - shrinkage) * np.atleast_2d(np.cov(g, rowvar=False, bias=True))
         value = float(np.trace(np.linalg.pinv(cov_f, hermitian=True) @ cov_g))
         frac = value / (c - 1)
         text = (f"Target classes are {'well' if frac > 0.5 else 'partly' if frac > 0.2 else 'poorly'} "
