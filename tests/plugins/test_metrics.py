@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import advisor_plugins.metrics as builtin_metrics
 import numpy as np
 import pytest
+from advisor_plugins.metrics.logme import logme
 from scipy.optimize import minimize
 
-import advisor_plugins.metrics as builtin_metrics
 from advisor.contracts import MetricInputs
 from advisor.registry import build_registry
-from advisor_plugins.metrics.logme import logme
 
 DSLR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "office_caltech_surf" / "dslr.npz"
 
@@ -183,7 +183,7 @@ def _logme_direct(f: np.ndarray, labels: np.ndarray) -> float:
     for c in np.unique(labels):
         yc = (labels == c).astype(float)
         best = max(
-            (minimize(lambda p: -_evidence_direct(f, yc, p[0], p[1]), x0, method="Nelder-Mead",
+            (minimize(lambda p, yc=yc: -_evidence_direct(f, yc, p[0], p[1]), x0, method="Nelder-Mead",
                       bounds=BOUNDS, options={"xatol": 1e-9, "fatol": 1e-12, "maxiter": 5000})
              for x0 in ([0, 0], [2, 2])),
             key=lambda r: -r.fun,
