@@ -69,7 +69,7 @@ def median_sq_distance(z: torch.Tensor, max_points: int = MEDIAN_POINTS, seed: i
     z = z.to(torch.float64) - z.to(torch.float64).mean(0)
     d = sq_distances(z, z)
     iu = torch.triu_indices(len(z), len(z), offset=1, device=z.device)
-    m = float(d[iu[0], iu[1]].median()) if len(z) > 1 else 0.0
+    m = float(torch.quantile(d[iu[0], iu[1]], 0.5)) if len(z) > 1 else 0.0
     return m if m > 0 else 1.0
 
 
