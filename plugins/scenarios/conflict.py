@@ -54,5 +54,5 @@ def scenario() -> DigitsConflict:
         name="digits-conflict",
         description="digits -> digits, source labels permuted (concept shift); 2 labels per class",
         expected=EXPECTED,
-        sizes=SplitSizes(source=70, train=2, val=30),
+        sizes=SplitSizes(source=70, train=2, val=20),
     )

@@ -84,13 +84,6 @@ def upsample(images: np.ndarray, size: int) -> np.ndarray:
     return np.einsum("ij,njk,lk->nil", r, images, c).astype(np.float32)
 
 
-def rotate(images: np.ndarray, degrees: float) -> np.ndarray:
-    """Rotate every ``N x H x W`` image by ``degrees`` about its centre (bilinear, zero fill)."""
-    from scipy import ndimage
-
-    return ndimage.rotate(images, degrees, axes=(2, 1), reshape=False, order=1, mode="constant")
-
-
 def blur(images: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur of each image (not across images)."""
     from scipy import ndimage

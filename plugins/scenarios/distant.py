@@ -46,5 +46,5 @@ def scenario() -> DigitsDistant:
         name="digits-distant",
         description="pixel-shuffled digits -> digits; 2 labels per class",
         expected=EXPECTED,
-        sizes=SplitSizes(source=70, train=2, val=30),
+        sizes=SplitSizes(source=70, train=2, val=20),
     )

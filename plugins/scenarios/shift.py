@@ -1,9 +1,17 @@
 """``digits-shift``: a related but shifted target with few labels; transfer should clearly help.
 
-Source: plain digits. Target: other digits, rotated, blurred and inverted (white strokes
-on black become black on white). The strokes keep their shapes, so features learned on the
-source still describe the target once the first layers adapt; with two labels per class a
-network trained from scratch cannot learn those shapes on its own.
+Source: plain digits. Target: other digits, blurred (Gaussian, sigma = 1 pixel of the 16x16
+image): thinner detail is gone, strokes are wider and fainter, and the source model alone
+gets only about 70-80% of them right. The shapes survive, so the source features still
+describe the target; with two labels per class a network trained from scratch cannot learn
+those shapes on its own. The validation split is small (10 per class) on purpose: the
+verdict retrains on train+val, and the more target labels there are, the less any source
+can add (with 32 labels per class, target-only reaches ~98% and no transfer gain is left).
+
+Shifts that were measured and rejected (seed 0, 2 labels per class, test accuracy of
+target-only / fine-tune / linear probe): rotated 25 deg + blurred + inverted, as in DESIGN
+section 9: 77.7 / 76.6 / 55.6 (inversion leaves the source features nearly useless to this
+cnn); rotated 25 deg + blurred: 78.4 / 81.3 / 78.2; blurred with sigma 1.5: 73.9 / 81.5 / 86.0.
 
 Calibration: see the end of this docstring (``python -m bench.calibrate_scenarios``).
 """
@@ -15,38 +23,34 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import DigitsScenario
-from .digits import SplitSizes, blur, rotate, to_unit
+from .digits import SplitSizes, blur, to_unit
 
 EXPECTED = (
     "transfer_helps: fine-tuning the source model (and the transfer strategies built on it) "
     "should beat training on the target alone by a clear margin, because the target digits "
-    "are the same shapes rotated, blurred and inverted, and two labels per class are far too "
-    "few to learn them from scratch."
+    "are the same shapes blurred, and two labels per class are far too few to learn them from "
+    "scratch. Strategies that also train on the labelled source data help as well."
 )
 
 
 @dataclass(frozen=True)
 class DigitsShift(DigitsScenario):
-    """Plain source digits; target digits rotated by ``degrees``, blurred by ``sigma``, inverted."""
+    """Plain source digits; target digits blurred by a Gaussian of ``sigma`` pixels."""
 
-    degrees: float = 25.0
-    sigma: float = 0.7
-    invert: bool = True
+    sigma: float = 1.0
 
     def source_images(self, x: np.ndarray, seed: int) -> np.ndarray:
         return to_unit(x)
 
     def target_images(self, x: np.ndarray, seed: int) -> np.ndarray:
-        out = blur(rotate(x, self.degrees), self.sigma)
-        out = out / max(float(out.max()), 1e-6)
-        return to_unit(1.0 - out if self.invert else out)
+        return to_unit(blur(x, self.sigma))
 
 
 def scenario() -> DigitsShift:
     """The registered ``digits-shift`` scenario."""
     return DigitsShift(
         name="digits-shift",
-        description="digits -> rotated, blurred, inverted digits; 2 labels per class",
+        description="digits -> blurred digits; 2 labels per class",
         expected=EXPECTED,
-        sizes=SplitSizes(source=70, train=2, val=30),
+        sizes=SplitSizes(source=70, train=2, val=10),
     )
