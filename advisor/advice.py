@@ -116,9 +116,6 @@ def general_risks(strategy: Strategy, ev: dict[str, float], task: TransferTask) 
             f"(source_accuracy {ev['source_accuracy']:.2f}); training on source labels teaches the wrong "
             "mapping",
         ))
-    if ev["similarity"] < 0.1:
-        risks.append(Risk("medium", f"source and target are far apart (PAD {2 * (1 - ev['similarity']):.2f} "
-                                    "of 2)"))
     if ev["feature_quality"] < 0.2:
         risks.append(Risk("medium", f"frozen source features barely separate the target classes "
                                     f"(k-NN feature quality {ev['feature_quality']:.2f})"))

@@ -110,8 +110,9 @@ def print_report(doc: dict[str, Any], console: Any) -> None:
         console.print(f"[yellow]note:[/yellow] {note}")
     rec = doc.get("recommendation")
     if rec:
+        extra = "" if doc.get("score") == "accuracy" else f" (accuracy {_f(rec['test_accuracy'])})"
         body = (f"{rec['verdict']}\n\nparameters: {_params(rec['params'])}\n"
-                f"test {doc.get('score')}: {_f(rec['test_score'])} (accuracy {_f(rec['test_accuracy'])}); "
+                f"test {doc.get('score')}: {_f(rec['test_score'])}{extra} on {rec.get('test_size', '?')} samples; "
                 f"gain over target_only {rec['test_gain']:+.3f} {_ci(rec['test_gain_ci'])}")
         console.print(Panel(body, title=f"Recommendation: {rec['strategy']} ({rec['verdict_code']})"))
     elif doc.get("strategies"):

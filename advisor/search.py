@@ -38,7 +38,9 @@ def make_study(storage: Any, run: str, strategy: Strategy, task: TransferTask, s
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=3)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=3)
+    # Prune only after a third of the epochs: early epochs rank settings poorly (a low
+    # learning rate starts slowly and often ends best).
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=max(3, task.max_epochs // 3))
     study = optuna.create_study(
         study_name=study_name(run, strategy.name),
         storage=storage,

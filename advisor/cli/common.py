@@ -40,3 +40,14 @@ def _default(obj: Any) -> Any:
     if isinstance(obj, (set, tuple)):
         return list(obj)
     return str(obj)
+
+
+def console(stderr: bool = False) -> Any:
+    """A rich console; at least 120 columns wide when output is not a terminal (logs, pipes)."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    c = Console(file=stream)
+    if not c.is_terminal:
+        c = Console(file=stream, width=max(120, c.width))
+    return c

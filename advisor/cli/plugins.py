@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from advisor.cli.common import console as make_console
 from advisor.cli.common import print_json, registry
 
 
@@ -19,10 +20,9 @@ def plugins(ctx: click.Context, as_json: bool, strict: bool) -> None:
     if as_json:
         print_json(reg.to_json())
         return
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = make_console()
     table = Table(title="Plugins")
     for col in ("plugin", "version", "source", "strategies", "metrics", "scenarios"):
         table.add_column(col)

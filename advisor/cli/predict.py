@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from advisor.cli.common import console as make_console
 from advisor.cli.common import print_json
 
 
@@ -31,10 +32,9 @@ def predict(exported_model: str, input_path: str, top_k: int, label_column: str,
 
 
 def _print(result: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = make_console()
     t = Table(title=f"Predictions of {result['model']}")
     t.add_column("#")
     t.add_column("prediction")

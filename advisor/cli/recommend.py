@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
 
+from advisor.cli.common import console as make_console
 from advisor.cli.common import print_json, registry, warn_plugin_failures
 from advisor.cli.options import input_options
 from advisor.domain import DEFAULT_TEST_FRACTION, DEFAULT_VAL_FRACTION
@@ -32,7 +32,6 @@ from advisor.scoring import SCORES
 @click.pass_context
 def recommend(ctx: click.Context, as_json: bool, **kw: Any) -> None:
     """Score transfer strategies on your data and recommend one."""
-    from rich.console import Console
 
     from advisor.errors import InputError
     from advisor.inputs import InputRequest
@@ -57,7 +56,7 @@ def recommend(ctx: click.Context, as_json: bool, **kw: Any) -> None:
         run_dir=kw["run_dir"], storage=kw["storage"], run_name=kw["run_name"], max_epochs=kw["max_epochs"],
         threads=kw["threads"], export=kw["export"],
     )
-    console = Console(file=sys.stderr if as_json else sys.stdout)
+    console = make_console(stderr=as_json)
     progress = _Progress(console)
 
     def on_event(kind: str, payload: dict[str, Any]) -> None:

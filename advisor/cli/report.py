@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
+from advisor.cli.common import console as make_console
 from advisor.cli.common import print_json
 
 
@@ -15,7 +15,6 @@ from advisor.cli.common import print_json
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON report on stdout.")
 def report(run_dir: str | None, as_json: bool) -> None:
     """Print the report of an existing run (no trials, no training)."""
-    from rich.console import Console
 
     from advisor.errors import InputError
     from advisor.report import print_report
@@ -24,7 +23,7 @@ def report(run_dir: str | None, as_json: bool) -> None:
     if not run_dir:
         raise InputError("give a run directory (see `advisor recommend --run-dir`)")
     doc = load_run_report(Path(run_dir))
-    console = Console(file=sys.stderr if as_json else sys.stdout)
+    console = make_console(stderr=as_json)
     for line in doc.get("unfinished", []):
         console.print(f"[yellow]unfinished:[/yellow] {line}")
     if as_json:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
 
+from advisor.cli.common import console as make_console
 from advisor.cli.common import print_json, registry, warn_plugin_failures
 from advisor.cli.options import input_options
 
@@ -61,10 +61,9 @@ def similarity_document(reg: Any, kw: dict[str, Any]) -> dict[str, Any]:
 
 def print_table(doc: dict[str, Any]) -> None:
     """The document as a rich table on stdout, then what did not run and why."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=sys.stdout)
+    console = make_console()
     console.print(f"model: {doc.get('model', '')}; target rows (train + validation): {doc['target_rows']}")
     table = Table(title="Similarity and transferability")
     for col in ("metric", "value", "p-value", "better", "interpretation"):
