@@ -54,6 +54,19 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
+def _terminate_as_interrupt() -> None:
+    """SIGTERM unwinds like Ctrl-C, so Optuna marks the running trial failed and files are closed."""
+    import signal
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. inside a test runner thread)
+        pass
+
+
 def _available(name: str) -> bool:
     module = COMMANDS[name].split(":")[0]
     return importlib.util.find_spec(module) is not None
@@ -75,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``advisor`` script: one-line errors unless ``--debug``."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    _terminate_as_interrupt()
     try:
         cli.main(args=args, prog_name="advisor", standalone_mode=False)
     except click.exceptions.Abort:
