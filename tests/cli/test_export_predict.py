@@ -1,0 +1,118 @@
+"""Issue 6: export after a demo run, predict it back, reopen the report, refuse tampering."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def advisor(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    out = subprocess.run([sys.executable, "-m", "advisor", *args], capture_output=True, text=True, cwd=cwd,
+                         timeout=600, env={**os.environ, "TRANSFER_ADVISOR_NO_PLUGINS": "1"})
+    if check:
+        assert out.returncode == 0, out.stderr[-2000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """One small demo run with --export (module-scoped: several tests read it)."""
+    root = tmp_path_factory.mktemp("export")
+    run_dir = root / "run"
+    out = advisor("recommend", "--demo", "--strategies", "finetune", "--trials", "1", "--max-epochs", "6",
+                  "--threads", "1", "--run-dir", str(run_dir), "--json", "--export", str(root / "model.pt"))
+    doc = json.loads(out.stdout)
+    from advisor.registry import build_registry
+
+    data = build_registry(third_party=False).scenario("digits-shift").build(0)
+    test = data.target.test
+    np.savez(root / "test.npz", X=test.X[:, 0], y=test.y, classes=np.array(test.classes))
+    return root, run_dir, doc
+
+
+def test_predict_gives_the_reported_test_score_exactly(exported):
+    root, _, doc = exported
+    assert (root / "model.pt").exists() and (root / "model.json").exists() and (root / "model.md").exists()
+    meta = json.loads((root / "model.json").read_text())
+    rec = doc["recommendation"]
+    assert meta["strategy"] == rec["strategy"] and meta["classes"] == [str(i) for i in range(10)]
+    assert meta["spec"]["arch"] == "cnn" and meta["blocks"] == 3
+    out = advisor("predict", str(root / "model.pt"), str(root / "test.npz"), "--json", "--top-k", "3")
+    pred = json.loads(out.stdout)
+    assert pred["score"] == pytest.approx(rec["test_accuracy"], abs=1e-4)
+    assert len(pred["predictions"]) == rec["test_size"]
+    assert len(pred["predictions"][0]["top"]) == 3
+    probs = [t["probability"] for t in pred["predictions"][0]["top"]]
+    assert probs == sorted(probs, reverse=True)
+    card = (root / "model.md").read_text()
+    assert rec["verdict_code"] in card and "Model card" in card
+
+
+def test_python_api_loads_and_predicts(exported):
+    root, _, doc = exported
+    from advisor.export import load_export
+
+    model = load_export(root / "model.pt")
+    data = np.load(root / "test.npz")
+    proba = model.predict_proba(data["X"][:, None].astype(np.float32))
+    acc = float(np.mean(proba.argmax(1) == data["y"]))
+    assert acc == pytest.approx(doc["recommendation"]["test_accuracy"], abs=1e-4)
+
+
+def test_report_reprints_the_run_without_training(exported):
+    _, run_dir, doc = exported
+    journal = run_dir / "optuna.journal"
+    before = journal.read_bytes()
+    out = advisor("report", str(run_dir), "--json")
+    again = json.loads(out.stdout)
+    assert again["recommendation"] == doc["recommendation"]
+    assert [r["strategy"] for r in again["strategies"]] == [r["strategy"] for r in doc["strategies"]]
+    assert journal.read_bytes() == before  # no new trials
+    text = advisor("report", str(run_dir)).stdout
+    assert doc["recommendation"]["strategy"] in text and "Recommendation" in text
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "arch", "classes", "no_meta"])
+def test_tampered_export_is_refused(exported, tmp_path, damage):
+    root, _, _ = exported
+    for suffix in (".pt", ".json", ".md"):
+        (tmp_path / f"m{suffix}").write_bytes((root / f"model{suffix}").read_bytes())
+    weights, meta_path = tmp_path / "m.pt", tmp_path / "m.json"
+    meta = json.loads(meta_path.read_text())
+    if damage == "flip":
+        raw = bytearray(weights.read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        weights.write_bytes(bytes(raw))
+    elif damage == "truncate":
+        weights.write_bytes(weights.read_bytes()[:1000])
+    elif damage == "arch":
+        meta["spec"]["arch"] = "mlp"
+        meta["spec"]["input_kind"] = "features"
+        meta["spec"]["input_shape"] = [256]
+        meta_path.write_text(json.dumps(meta))
+    elif damage == "classes":
+        meta["classes"] = meta["classes"][:-1]
+        meta_path.write_text(json.dumps(meta))
+    else:
+        meta_path.unlink()
+    out = advisor("predict", str(weights), str(root / "test.npz"), check=False)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr and lines[0].startswith("advisor: error:")
+
+
+def test_wrong_input_kind_and_not_a_run(exported, tmp_path):
+    root, _, _ = exported
+    np.savez(tmp_path / "table.npz", X=np.zeros((5, 7), np.float32), y=np.arange(5) % 2)
+    out = advisor("predict", str(root / "model.pt"), str(tmp_path / "table.npz"), check=False)
+    assert out.returncode == 2 and "model takes images" in out.stderr
+    out = advisor("report", str(tmp_path), check=False)
+    assert out.returncode == 2 and "not a run directory" in out.stderr
