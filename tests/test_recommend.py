@@ -1,0 +1,174 @@
+"""Issue 5: the recommendation pipeline end to end on the built-in scenarios, and its faults."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from advisor.errors import InputError
+from advisor.inputs import InputRequest
+from advisor.recommend import RecommendOptions, recommend
+from advisor.registry import build_registry
+from advisor.runs import open_storage
+
+REG = build_registry(third_party=False)
+
+
+def _trials(run_dir: Path) -> list[optuna.trial.FrozenTrial]:
+    storage = open_storage(str(run_dir / "optuna.journal"))
+    out = []
+    for s in optuna.get_all_study_summaries(storage):
+        out += optuna.load_study(study_name=s.study_name, storage=storage).trials
+    return out
+
+
+def test_quick_advice_only_records_no_budget(tmp_path):
+    doc = recommend(InputRequest(demo="digits-shift"), RecommendOptions(trials=0, run_dir=str(tmp_path)), REG)
+    assert doc["recommendation"] is None and doc["strategies"] == []
+    ranking = doc["advice"]["ranking"]
+    assert {r["strategy"] for r in ranking} >= {"target_only", "finetune", "l2sp", "linear_probe"}
+    assert [r["prior_score"] for r in ranking] == sorted((r["prior_score"] for r in ranking), reverse=True)
+    assert all(r["risk"] in ("low", "medium", "high") for r in ranking)
+    assert {"knn", "logme", "pad", "mmd"} <= set(doc["signals"])
+    assert not (tmp_path / "optuna.journal").exists()
+    assert json.loads((tmp_path / "report.json").read_text())["advice"] == doc["advice"]
+
+
+def test_a_run_of_another_task_is_refused(tmp_path):
+    recommend(InputRequest(demo="digits-shift"), RecommendOptions(trials=0, run_dir=str(tmp_path)), REG)
+    with pytest.raises(InputError, match="belongs to a different task"):
+        recommend(InputRequest(demo="digits-shift", seed=1), RecommendOptions(trials=0, run_dir=str(tmp_path)), REG)
+
+
+def test_bad_storage_is_one_line(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "advisor", "recommend", "--demo", "--trials", "1",
+                          "--run-dir", str(tmp_path / "r"), "--storage", "postgresql://nobody:secret@127.0.0.1:1/x"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert lines[-1].startswith("advisor: error: cannot open storage postgresql://nobody:***@127.0.0.1:1/x")
+    assert "secret" not in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_a_raising_strategy_fails_its_trials_and_the_run_goes_on(tmp_path):
+    from advisor import hookimpl
+    from advisor.contracts import Needs
+
+    class Broken:
+        name = "broken"
+        family = "model"
+        description = "always raises"
+        needs = Needs()
+
+        def default_params(self, task):
+            return {}
+
+        def search_space(self, trial, task):
+            return {"x": trial.suggest_float("x", 0.1, 1.0)}
+
+        def fit(self, task, params, report):
+            raise RuntimeError("broken on purpose")
+
+        def risks(self, signals, task):
+            return []
+
+    class Plugin:
+        @hookimpl
+        def advisor_register_strategies(self, register):
+            register(Broken())
+
+    reg = build_registry(third_party=False, plugins=[("fake", Plugin())])
+    doc = recommend(InputRequest(demo="digits-shift"),
+                    RecommendOptions(strategies="broken", trials=4, max_epochs=4, run_dir=str(tmp_path), n_seeds=1),
+                    reg)
+    assert doc["failed"]["broken"] == "RuntimeError: broken on purpose"
+    rows = {r["strategy"]: r for r in doc["strategies"]}
+    assert rows["broken"]["status"] == "failed"
+    broken = [t for t in _trials(tmp_path) if t.user_attrs.get("error")]
+    assert len(broken) == 3  # stopped after 3 failures in a row, not retried forever
+    assert doc["recommendation"] is not None  # the baselines still produced a verdict
+
+
+def _cli(run_dir: Path, trials: int) -> list[str]:
+    return [sys.executable, "-m", "advisor", "recommend", "--demo", "--strategies", "l2sp", "--trials", str(trials),
+            "--max-epochs", "8", "--threads", "1", "--run-dir", str(run_dir), "--json"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_interrupted_search_loses_nothing(tmp_path, sig):
+    env = {**os.environ, "TRANSFER_ADVISOR_NO_PLUGINS": "1"}
+    proc = subprocess.Popen(_cli(tmp_path, 3), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    deadline = time.time() + 300
+    done: list = []
+    while time.time() < deadline:
+        if (tmp_path / "optuna.journal").exists():
+            done = [t for t in _trials(tmp_path) if t.state.is_finished() and t.state != optuna.trial.TrialState.FAIL]
+            if len(done) >= 4:
+                break
+        time.sleep(0.3)
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    assert len(done) >= 4, "the search did not get going"
+    kept = {(t.study_id if hasattr(t, "study_id") else 0, t.number): t.params for t in done}
+    before = {t.datetime_start: t.params for t in done}
+    out = subprocess.run(_cli(tmp_path, 3), capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    after = _trials(tmp_path)
+    finished = [t for t in after if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    # every finished trial is still there, unchanged, and none was repeated
+    starts = {t.datetime_start: t.params for t in finished}
+    for start, params in before.items():
+        assert starts[start] == params
+    assert len(kept) == len(before)
+    doc = json.loads(out.stdout)
+    assert all(r["trials"] == 3 for r in doc["strategies"])
+    assert len(finished) == 3 * len(doc["strategies"])
+    # the interrupted trial (if one was running) was failed, not left RUNNING
+    assert not [t for t in after if t.state == optuna.trial.TrialState.RUNNING]
+
+
+def _run(tmp_path: Path, demo: str, **kw) -> dict:
+    opts = RecommendOptions(run_dir=str(tmp_path / demo), threads=None, **kw)
+    return recommend(InputRequest(demo=demo), opts, REG)
+
+
+@pytest.mark.slow
+def test_digits_shift_transfer_helps(tmp_path):
+    doc = _run(tmp_path, "digits-shift")
+    rec = doc["recommendation"]
+    assert rec["verdict_code"] == "transfer_helps", rec["verdict"]
+    assert rec["strategy"] != "target_only" and rec["test_gain"] > 0 and rec["test_gain_ci"][0] > 0
+    rows = {r["strategy"]: r for r in doc["strategies"]}
+    assert set(rows) >= {"target_only", "linear_probe", "finetune", "l2sp", "progressive_unfreezing",
+                         "importance_weighting", "feature_alignment"}
+    assert all(r["trials"] == r["budget"] for r in rows.values())
+    assert rows["finetune"]["ntg"] < 0 and not rows["finetune"]["negative_transfer"]
+    assert (tmp_path / "digits-shift" / "report.md").read_text().count("transfer_helps") >= 1
+
+
+@pytest.mark.slow
+def test_digits_conflict_flags_source_label_strategies(tmp_path):
+    doc = _run(tmp_path, "digits-conflict")
+    rows = {r["strategy"]: r for r in doc["strategies"]}
+    for name in ("importance_weighting", "feature_alignment"):
+        assert rows[name]["negative_transfer"] is True, rows[name]
+        assert rows[name]["ntg_ci"][0] > 0
+        assert any("label" in reason for reason in rows[name]["reasons"]), rows[name]["reasons"]
+        assert doc["recommendation"]["strategy"] != name
+    assert not rows["finetune"]["negative_transfer"]
+
+
+@pytest.mark.slow
+def test_digits_distant_gives_little_or_nothing(tmp_path):
+    doc = _run(tmp_path, "digits-distant")
+    assert doc["recommendation"]["verdict_code"] in ("no_gain", "transfer_hurts"), doc["recommendation"]["verdict"]
