@@ -1,0 +1,569 @@
+"""Quality harness: is the advisor's recommendation close to an exhaustive oracle, and at what cost?
+
+``python -m bench.quality --scenarios FILE [--quick] [--out DIR] [--only NAME ...]`` (run from the
+repository root; relative paths in FILE resolve against the current folder).
+
+Scenario file (TOML)::
+
+    [[scenario]]
+    name = "office-amazon-dslr-3"
+    source = "../shared/data/office_caltech_surf/amazon.npz"
+    target = "../shared/data/office_caltech_surf/dslr.npz"
+    labels_per_class = 3
+    preprocess = "l1-zscore"   # optional: "none" (default) or "l1-zscore"
+    model = "mlp"              # optional: "mlp" for tables, "cnn" for images (the defaults)
+    seed = 0                   # optional: split and training seed
+    # or: demo = "digits-shift"  (a registered scenario, its own splits)
+
+Rules (documented choices):
+
+- **Splits of a file scenario**, per target class with ``n`` samples and ``L = labels_per_class``:
+  train = ``L``, val = ``min(10, (n - L) // 2)``, test = the rest; a class needs
+  ``L + MIN_VAL + MIN_TEST`` samples (2 for validation, 3 for test), otherwise the scenario is
+  refused with a message naming the class. Seeded permutation per class.
+- **Preprocessing** is the scenario builder's job, so the advisor, the oracle and the floors see the
+  same input: ``l1-zscore`` divides each row by its sum, then z-scores each column over the whole
+  domain (source and target separately, as the Office-Caltech papers do: label-free but it reads the
+  target test rows' features, a transductive step those papers take too). MNIST/USPS ``.npz``
+  images load as images (``N x 1 x 16 x 16`` in [0, 1]) for the ``cnn``.
+- **Advisor**: ``recommend(InputRequest(demo=name), RecommendOptions(run_dir=fresh, threads=1))``
+  through the public API with its default budget; each file scenario is a Scenario plugin in a
+  registry of its own (``build_registry(plugins=[("quality", ...)])``). The source model is
+  pretrained (and cached) before timing, so neither side pays for it.
+- **Oracle**: every applicable strategy on a fixed grid over its defining knob (λ for the transfer
+  strategies, the learning rate for the baselines; ``GRID``) times the freeze depth
+  (``{0, depth - 2, depth - 1}`` within the strategy's range), each point with 3 seeds (the
+  advisor's seed rule ``seed + 1000 r``). Per strategy the point with the best mean validation
+  score wins; it is retrained on train+val for the epochs its seed-0 fit chose and scored once on
+  test: the same rule as the advisor's verdict. The oracle's recommendation follows the advisor's
+  rule: B = the best non-``target_only`` strategy by validation; paired bootstrap of B against
+  ``target_only`` on test gives the verdict code and the chosen strategy.
+- **Figures**: regret = oracle's chosen test score − advisor's (points); regret vs the best test
+  score of any oracle-tuned strategy (an upper bound nobody can select); verdict agreement;
+  Kendall's τ-b of the quick advice's ranking against the oracle's test order, and the regret of
+  its top pick (oracle-tuned); compute ratio = advisor seconds / oracle seconds; logistic floors.
+- ``--quick``: the oracle uses 2 seeds and the freeze depths ``{0, depth - 2}`` (the knob grid
+  is unchanged); the advisor keeps its default budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import shutil
+import sys
+import time
+import tomllib
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from advisor import hookimpl
+from advisor.contracts import ScenarioData, TransferTask
+from advisor.domain import Domain, TargetSplits
+from advisor.errors import InputError
+from advisor.scoring import paired_bootstrap_diff, score
+
+from .floors import logistic_floors
+
+MAX_VAL_PER_CLASS = 10
+MIN_VAL_PER_CLASS = 2
+MIN_TEST_PER_CLASS = 3
+PREPROCESS = ("none", "l1-zscore")
+#: The defining knob of each built-in strategy and its grid (λ for the transfer families).
+GRID: dict[str, tuple[str, tuple[float, ...]]] = {
+    "importance_weighting": ("lam", (0.1, 1.0, 10.0)),
+    "feature_alignment": ("lam", (0.03, 0.3, 3.0)),
+    "l2sp": ("alpha", (1e-3, 1e-1, 10.0)),
+    "progressive_unfreezing": ("factor", (1.5, 2.6, 4.0)),
+    "finetune": ("lr", (3e-4, 1e-3, 3e-3)),
+    "target_only": ("lr", (3e-4, 1e-3, 3e-3)),
+    "linear_probe": ("lr", (3e-3, 1e-2, 3e-2)),
+}
+#: Strategies whose freeze depth is fixed by definition.
+FIXED_FREEZE = {"target_only": "zero", "linear_probe": "depth"}
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+@dataclass
+class ScenarioSpec:
+    """One ``[[scenario]]`` entry of a TOML file."""
+
+    name: str
+    demo: str | None = None
+    source: str | None = None
+    target: str | None = None
+    labels_per_class: int = 3
+    preprocess: str = "none"
+    model: str | None = None
+    seed: int = 0
+
+    @property
+    def advisor_name(self) -> str:
+        """The name the advisor is asked for (the demo's own, or the registered file scenario)."""
+        return self.demo or self.name
+
+
+def load_specs(path: str | Path) -> list[ScenarioSpec]:
+    """Read and check a scenario file; paths stay as written (resolved against the current folder)."""
+    with open(path, "rb") as fh:
+        doc = tomllib.load(fh)
+    specs = []
+    for i, entry in enumerate(doc.get("scenario", [])):
+        unknown = set(entry) - {f for f in ScenarioSpec.__dataclass_fields__}
+        if unknown:
+            raise InputError(f"{path}: scenario {i}: unknown key(s) {', '.join(sorted(unknown))}")
+        if "name" not in entry and "demo" in entry:
+            entry = {**entry, "name": entry["demo"]}
+        spec = ScenarioSpec(**entry)
+        if spec.demo is None and (spec.source is None or spec.target is None):
+            raise InputError(f"{path}: scenario {spec.name!r} needs demo = NAME or both source and target")
+        if spec.preprocess not in PREPROCESS:
+            raise InputError(f"{path}: scenario {spec.name!r}: preprocess must be one of {PREPROCESS}")
+        if spec.labels_per_class < 1:
+            raise InputError(f"{path}: scenario {spec.name!r}: labels_per_class must be at least 1")
+        specs.append(spec)
+    if not specs:
+        raise InputError(f"{path}: no [[scenario]] entries")
+    return specs
+
+
+def l1_zscore(X: np.ndarray) -> np.ndarray:
+    """Rows divided by their sum, then each column z-scored (the Office-Caltech SURF protocol)."""
+    X = np.asarray(X, dtype=np.float64)
+    X = X / np.maximum(X.sum(1, keepdims=True), 1e-12)
+    sd = X.std(0)
+    return ((X - X.mean(0)) / np.where(sd > 0, sd, 1.0)).astype(np.float32)
+
+
+def fixed_splits(target: Domain, labels_per_class: int, seed: int = 0) -> TargetSplits:
+    """train = L per class, val = min(10, (n - L) // 2), test = the rest; refuse a class too small."""
+    assert target.y is not None
+    need = labels_per_class + MIN_VAL_PER_CLASS + MIN_TEST_PER_CLASS
+    counts = target.class_counts()
+    small = sorted((n, c) for c, n in counts.items() if n < need)
+    if small:
+        shown = ", ".join(f"{c!r} has only {n}" for n, c in small)
+        raise InputError(
+            f"{target.name}: too few samples for {labels_per_class} labels per class: {shown}; each class needs "
+            f"at least {need} ({labels_per_class} train + {MIN_VAL_PER_CLASS} validation + "
+            f"{MIN_TEST_PER_CLASS} test)")
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
+    for c in range(len(target.classes)):
+        idx = np.flatnonzero(target.y == c)
+        idx = rng.permutation(idx)
+        n_val = min(MAX_VAL_PER_CLASS, (len(idx) - labels_per_class) // 2)
+        parts["train"].append(idx[:labels_per_class])
+        parts["val"].append(idx[labels_per_class:labels_per_class + n_val])
+        parts["test"].append(idx[labels_per_class + n_val:])
+    out = {k: target.subset(np.sort(np.concatenate(v)), f"{target.name}/{k}") for k, v in parts.items()}
+    return TargetSplits(**out)
+
+
+def load_file_domain(path: str, name: str, preprocess: str) -> Domain:
+    """Load one domain (``advisor.loaders.load_domain``) and apply the scenario's preprocessing."""
+    from advisor.loaders import load_domain
+
+    d = load_domain(path, name=name)
+    if preprocess == "l1-zscore":
+        if d.kind != "features":
+            raise InputError(f"{name}: preprocess l1-zscore needs a feature table, got {d.kind}")
+        d = Domain(d.name, l1_zscore(d.X), d.y, d.classes, d.kind, d.origin)
+    return d
+
+
+@dataclass(frozen=True)
+class FileScenario:
+    """A TOML scenario as a Scenario plugin: fixed splits of real source and target files."""
+
+    spec: ScenarioSpec
+    name: str = ""
+    description: str = ""
+    expected: str = ""
+
+    def build(self, seed: int = 0) -> ScenarioData:
+        """Source domain and the fixed target splits (``seed`` drives the per-class permutation)."""
+        s = self.spec
+        assert s.source is not None and s.target is not None
+        source = load_file_domain(s.source, f"{s.name}/source", s.preprocess)
+        target = load_file_domain(s.target, f"{s.name}/target", s.preprocess)
+        if source.kind != target.kind:
+            raise InputError(f"{s.name}: source holds {source.kind} but target holds {target.kind}")
+        splits = fixed_splits(target, s.labels_per_class, seed)
+        model = s.model or ("mlp" if target.kind == "features" else "cnn")
+        return ScenarioData(source=source, target=splits, model=model, expected=self.expected)
+
+
+class QualityPlugin:
+    """Registers the file scenarios of one TOML file next to the built-ins."""
+
+    def __init__(self, specs: list[ScenarioSpec]) -> None:
+        self.scenarios = [
+            FileScenario(s, s.name, f"{Path(s.source or '').stem} -> {Path(s.target or '').stem}, "
+                         f"{s.labels_per_class} labels per class", "")
+            for s in specs if s.demo is None
+        ]
+
+    @hookimpl
+    def advisor_register_scenarios(self, register: Any) -> None:
+        for sc in self.scenarios:
+            register(sc)
+
+
+# --------------------------------------------------------------------------- oracle
+
+
+@dataclass
+class OracleRow:
+    """One strategy tuned on the grid: the best point by validation and its test score."""
+
+    strategy: str
+    family: str
+    params: dict[str, Any]
+    val_score: float
+    test_score: float
+    points: int
+    fits: int
+    seconds: float
+    test_pred: list[int] = field(default_factory=list, repr=False)
+
+
+@dataclass
+class OracleResult:
+    """Every strategy's row, the oracle's recommendation by the advisor's rule, and its cost."""
+
+    rows: list[OracleRow]
+    best_transfer: str
+    verdict_code: str
+    chosen: str
+    chosen_test: float
+    test_gain: float
+    test_gain_ci: list[float]
+    best_test_strategy: str
+    best_test: float
+    seconds: float
+    skipped: dict[str, str]
+
+
+def freeze_grid(name: str, depth: int, quick: bool) -> list[int]:
+    """Freeze depths tried for ``name``: ``{0, depth - 2, depth - 1}`` (quick: ``{0, depth - 2}``)."""
+    fixed = FIXED_FREEZE.get(name)
+    if fixed == "zero":
+        return [0]
+    if fixed == "depth":
+        return [depth]
+    grid = [0, max(0, depth - 2)] + ([] if quick else [max(0, depth - 1)])
+    return sorted(set(grid))
+
+
+def grid_points(strategy: Any, task: TransferTask, quick: bool) -> list[dict[str, Any]]:
+    """The strategy's default parameters with its knob and freeze depth set to each grid point."""
+    base = strategy.default_params(task)
+    knob, values = GRID.get(strategy.name, (None, (None,)))
+    points = []
+    for v, k in itertools.product(values, freeze_grid(strategy.name, task.depth, quick)):
+        p = dict(base)
+        if knob is not None:
+            p[knob] = v
+        p["freeze"] = k
+        points.append(p)
+    return points
+
+
+def verdict(score_name: str, y: np.ndarray, pred_b: np.ndarray, pred_t: np.ndarray, seed: int,
+            val_b: float, val_t: float) -> tuple[str, bool, float, float, float]:
+    """The advisor's verdict rule: (code, B chosen?, gain, lo, hi) from B vs target_only on test."""
+    g, lo, hi = paired_bootstrap_diff(score_name, y, pred_b, pred_t, seed=seed)
+    if lo > 0:
+        return "transfer_helps", True, g, lo, hi
+    if hi < 0:
+        return "transfer_hurts", False, g, lo, hi
+    return "no_gain", val_b > val_t, g, lo, hi
+
+
+def run_oracle(task: TransferTask, strategies: list[Any], test: Domain, n_seeds: int, quick: bool,
+               log: Any = print) -> OracleResult:
+    """Tune every applicable strategy on the grid (see the module docstring) and score on test."""
+    from advisor.training import predict
+
+    started = time.time()
+    full = replace(task, target_train=task.target_train.concat(task.target_val, name="target/train+val"),
+                   target_val=None)
+    y_val = task.target_val.y
+    rows: list[OracleRow] = []
+    skipped: dict[str, str] = {}
+    for s in strategies:
+        reason = task.unmet(s.needs)
+        if reason is not None:
+            skipped[s.name] = reason
+            continue
+        t0 = time.time()
+        best: tuple[float, dict[str, Any], int] | None = None
+        points = grid_points(s, task, quick)
+        fits = 0
+        for p in points:
+            vals, epochs = [], int(p.get("epochs", task.max_epochs))
+            for r in range(n_seeds):
+                fit = s.fit(replace(task, seed=task.seed + 1000 * r), dict(p), None)
+                fits += 1
+                vals.append(score(task.score, y_val, np.asarray(fit.val_pred)))
+                if r == 0:
+                    epochs = max(1, int(fit.epochs))
+            v = float(np.mean(vals))
+            if best is None or v > best[0]:
+                best = (v, p, epochs)
+        assert best is not None
+        params = {**best[1], "epochs": best[2]}
+        fit = s.fit(full, dict(params), None)
+        pred = predict(fit.model, test.X, task.device)
+        row = OracleRow(s.name, s.family, params, round(best[0], 4), round(score(task.score, test.y, pred), 4),
+                        len(points), fits + 1, round(time.time() - t0, 1), pred.tolist())
+        log(f"  oracle {s.name}: {len(points)} points x {n_seeds} seeds, val {row.val_score:.3f}, "
+            f"test {row.test_score:.3f} ({row.seconds:.0f} s)")
+        rows.append(row)
+    by = {r.strategy: r for r in rows}
+    t = by["target_only"]
+    transfer = sorted((r for r in rows if r.strategy != "target_only"), key=lambda r: (-r.val_score, r.strategy))
+    b = transfer[0]
+    code, pick_b, g, lo, hi = verdict(task.score, test.y, np.asarray(b.test_pred), np.asarray(t.test_pred),
+                                      task.seed, b.val_score, t.val_score)
+    chosen = b if pick_b else t
+    top = max(rows, key=lambda r: (r.test_score, -r.val_score))
+    return OracleResult(rows, b.strategy, code, chosen.strategy, chosen.test_score, round(g, 4),
+                        [round(lo, 4), round(hi, 4)], top.strategy, top.test_score,
+                        round(time.time() - started, 1), skipped)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def kendall_tau(advice_order: list[str], oracle_scores: dict[str, float]) -> float | None:
+    """Kendall's τ-b between the advice's ranking (best first) and the oracle's test scores."""
+    from scipy.stats import kendalltau
+
+    common = [s for s in advice_order if s in oracle_scores]
+    if len(common) < 2:
+        return None
+    tau = kendalltau([-i for i in range(len(common))], [oracle_scores[s] for s in common]).statistic
+    return None if tau is None or not np.isfinite(tau) else round(float(tau), 3)
+
+
+@dataclass
+class ScenarioResult:
+    """Everything measured on one scenario (scores are fractions; regrets in points)."""
+
+    name: str
+    protocol: str
+    sizes: dict[str, int]
+    advisor: dict[str, Any]
+    oracle: dict[str, Any]
+    floors: dict[str, Any]
+    regret: float | None
+    regret_vs_test_best: float | None
+    verdict_agrees: bool | None
+    kendall_tau: float | None
+    advice_top: str | None
+    advice_top_regret: float | None
+    compute_ratio: float | None
+    advisor_at_or_above_floor: bool | None
+    prepare_s: float
+    error: str | None = None
+
+
+def evaluate(spec: ScenarioSpec, registry: Any, out: Path, quick: bool, log: Any = print) -> ScenarioResult:
+    """Advisor, oracle and floors on one scenario."""
+    from advisor.contracts import TransferTask
+    from advisor.features import FeatureCache
+    from advisor.inputs import InputRequest, resolve_inputs
+    from advisor.recommend import RecommendOptions, recommend
+
+    request = InputRequest(demo=spec.advisor_name, seed=spec.seed)
+    t0 = time.time()
+    inputs = resolve_inputs(request, registry)  # pretrains and caches the source model
+    prepare_s = round(time.time() - t0, 1)
+    sp = inputs.splits
+    sizes = {"source": len(inputs.source) if inputs.source is not None else 0, "train": len(sp.train),
+             "val": len(sp.val), "test": len(sp.test)}
+    protocol = (f"{spec.labels_per_class if spec.demo is None else 'scenario-defined'} target labels per class "
+                f"(train {sizes['train']} / val {sizes['val']} / test {sizes['test']}), source labels, "
+                f"model {inputs.backbone.spec.arch if inputs.backbone else 'none'}")
+    log(f"[{spec.name}] {protocol}; prepare {prepare_s} s")
+
+    run_dir = out / "runs" / spec.name
+    shutil.rmtree(run_dir, ignore_errors=True)
+    t0 = time.time()
+    doc = recommend(request, RecommendOptions(run_dir=str(run_dir), threads=1), registry=registry)
+    advisor_s = round(time.time() - t0, 1)
+    rec = doc.get("recommendation") or {}
+    ranking = [r["strategy"] for r in doc["advice"]["ranking"]]
+    advisor = {"strategy": rec.get("strategy"), "best_transfer_strategy": rec.get("best_transfer_strategy"),
+               "test_score": rec.get("test_score"), "verdict_code": rec.get("verdict_code"),
+               "test_gain": rec.get("test_gain"), "test_gain_ci": rec.get("test_gain_ci"),
+               "params": rec.get("params"), "advice_ranking": ranking, "seconds": advisor_s,
+               "elapsed_s": doc.get("run", {}).get("elapsed_s"),
+               "val_scores": {r["strategy"]: r["val_score"] for r in doc["strategies"]}}
+    log(f"  advisor: {advisor['strategy']} test {advisor['test_score']} {advisor['verdict_code']} ({advisor_s} s)")
+
+    task = TransferTask(source=inputs.source, target_train=sp.train, target_val=sp.val, backbone=inputs.backbone,
+                        target_unlabeled=inputs.target_unlabeled, device=inputs_device(), seed=spec.seed,
+                        cache=FeatureCache(None), pretrained=inputs.pretrained)
+    strategies = registry.select_strategies(None)
+    oracle = run_oracle(task, strategies, sp.test, 2 if quick else 3, quick, log)
+    floors = logistic_floors(inputs.source, sp, seed=spec.seed)
+
+    oracle_scores = {r.strategy: r.test_score for r in oracle.rows}
+    a_test = advisor["test_score"]
+    regret = None if a_test is None else round(100 * (oracle.chosen_test - a_test), 2)
+    regret_best = None if a_test is None else round(100 * (oracle.best_test - a_test), 2)
+    top = ranking[0] if ranking else None
+    top_regret = round(100 * (oracle.best_test - oracle_scores[top]), 2) if top in oracle_scores else None
+    return ScenarioResult(
+        name=spec.name, protocol=protocol, sizes=sizes, advisor=advisor,
+        oracle={**{k: v for k, v in asdict(oracle).items() if k != "rows"},
+                "rows": [{k: v for k, v in asdict(r).items() if k != "test_pred"} for r in oracle.rows]},
+        floors=floors.to_json(), regret=regret, regret_vs_test_best=regret_best,
+        verdict_agrees=None if advisor["verdict_code"] is None else advisor["verdict_code"] == oracle.verdict_code,
+        kendall_tau=kendall_tau(ranking, oracle_scores), advice_top=top, advice_top_regret=top_regret,
+        compute_ratio=round(advisor_s / oracle.seconds, 3) if oracle.seconds else None,
+        advisor_at_or_above_floor=None if a_test is None else a_test >= floors.best(),
+        prepare_s=prepare_s,
+    )
+
+
+def inputs_device() -> str:
+    """The harness runs on the CPU (one thread), like the advisor's default on this machine."""
+    return "cpu"
+
+
+def summarize(results: list[ScenarioResult]) -> dict[str, Any]:
+    """The issue's targets over the scenarios that ran."""
+    ok = [r for r in results if r.error is None]
+
+    def mean(xs: list[float]) -> float | None:
+        return round(float(np.mean(xs)), 3) if xs else None
+
+    regrets = [r.regret for r in ok if r.regret is not None]
+    agree = [r.verdict_agrees for r in ok if r.verdict_agrees is not None]
+    ratios = [r.compute_ratio for r in ok if r.compute_ratio is not None]
+    floors = [r.advisor_at_or_above_floor for r in ok if r.advisor_at_or_above_floor is not None]
+    return {
+        "scenarios": len(results), "ran": len(ok),
+        "mean_regret_points": mean(regrets), "target_mean_regret_points": 1.5,
+        "verdict_agreement": mean([float(a) for a in agree]), "target_verdict_agreement": 0.9,
+        "mean_compute_ratio": mean(ratios), "max_compute_ratio": max(ratios) if ratios else None,
+        "target_compute_ratio": 0.2,
+        "at_or_above_best_floor": mean([float(f) for f in floors]), "target_at_or_above_best_floor": 0.8,
+        "mean_kendall_tau": mean([r.kendall_tau for r in ok if r.kendall_tau is not None]),
+        "mean_advice_top_regret_points": mean([r.advice_top_regret for r in ok if r.advice_top_regret is not None]),
+    }
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}"
+
+
+def markdown(results: list[ScenarioResult], summary: dict[str, Any], quick: bool) -> str:
+    """Tables: per scenario, then the targets."""
+    lines = [f"Oracle: {'quick (2 seeds, freeze {0, depth-2})' if quick else 'full (3 seeds, 3 freeze depths)'}"
+             "; scores are test accuracy in %, regrets in points.", "",
+             "| scenario | protocol | oracle pick (verdict) | oracle test | advisor pick (verdict) | advisor test "
+             "| regret | verdict agrees | τ quick advice | advice top (regret) | LR floors T / S / S+T | "
+             "advisor s / oracle s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        if r.error is not None:
+            lines.append(f"| {r.name} | refused or failed: {r.error} |" + " |" * 10)
+            continue
+        o, a, f = r.oracle, r.advisor, r.floors
+        lines.append(
+            f"| {r.name} | {r.protocol} | {o['chosen']} ({o['verdict_code']}) | {_pct(o['chosen_test'])} | "
+            f"{a['strategy']} ({a['verdict_code']}) | {_pct(a['test_score'])} | {r.regret} | "
+            f"{'yes' if r.verdict_agrees else 'no'} | {r.kendall_tau} | {r.advice_top} ({r.advice_top_regret}) | "
+            f"{_pct(f['target_only'])} / {_pct(f['source_only'])} / {_pct(f['pooled'])} | "
+            f"{a['seconds']:.0f} / {o['seconds']:.0f} = {r.compute_ratio} |")
+    s = summary
+    lines += ["", "| target | measured | goal |", "|---|---|---|",
+              f"| mean regret (points) | {s['mean_regret_points']} | ≤ 1.5 |",
+              f"| verdict agreement | {_pct(s['verdict_agreement'])}% | ≥ 90% |",
+              f"| advisor compute / oracle (mean, max) | {s['mean_compute_ratio']}, {s['max_compute_ratio']} | ≤ 0.2 |",
+              f"| advisor ≥ best LR floor | {_pct(s['at_or_above_best_floor'])}% of scenarios | ≥ 80% |",
+              f"| Kendall τ of quick advice (mean) | {s['mean_kendall_tau']} | (higher is better) |",
+              f"| regret of quick advice's top pick (mean, points) | {s['mean_advice_top_regret_points']} | |"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the harness on a scenario file; write ``quality.json`` and ``quality.md`` to ``--out``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenarios", required=True, help="TOML scenario file")
+    parser.add_argument("--quick", action="store_true", help="smaller oracle (2 seeds, 2 freeze depths)")
+    parser.add_argument("--out", default="bench/out/quality", help="folder for the JSON results")
+    parser.add_argument("--only", nargs="*", help="run only these scenario names")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from advisor.registry import build_registry
+
+    torch.set_num_threads(1)
+    try:
+        specs = load_specs(args.scenarios)
+    except (InputError, OSError, tomllib.TOMLDecodeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.only:
+        specs = [s for s in specs if s.name in set(args.only)]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    registry = build_registry(plugins=[("quality", QualityPlugin(specs))])
+    if registry.failures:
+        print(f"error: {registry.failures}", file=sys.stderr)
+        return 1
+    results: list[ScenarioResult] = []
+    for spec in specs:
+        try:
+            res = evaluate(spec, registry, out, args.quick, log=lambda m: print(m, file=sys.stderr, flush=True))
+        except InputError as exc:
+            print(f"[{spec.name}] refused: {exc}", file=sys.stderr, flush=True)
+            res = ScenarioResult(spec.name, "", {}, {}, {}, {}, None, None, None, None, None, None, None, None,
+                                 0.0, error=str(exc))
+        results.append(res)
+        (out / f"{spec.name}.json").write_text(json.dumps(asdict(res), indent=1, default=str))
+    summary = summarize(results)
+    doc = {"scenarios_file": args.scenarios, "quick": args.quick, "summary": summary,
+           "results": [asdict(r) for r in results], "machine": machine(),
+           "date": time.strftime("%Y-%m-%d %H:%M")}
+    (out / "quality.json").write_text(json.dumps(doc, indent=1, default=str))
+    md = markdown(results, summary, args.quick)
+    (out / "quality.md").write_text(md)
+    print(md)
+    return 0
+
+
+def machine() -> dict[str, Any]:
+    """nproc, CPU model and torch version of this machine."""
+    import os
+    import platform
+
+    import torch
+
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"nproc": len(os.sched_getaffinity(0)), "cpu": model or platform.processor(), "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
