@@ -24,7 +24,16 @@ from advisor.contracts import TransferTask
 from advisor.errors import InputError
 from advisor.inputs import InputRequest, ResolvedInputs, resolve_inputs
 from advisor.registry import Registry, get_registry
-from advisor.runs import DEFAULT_RUNS_DIR, RunPaths, mask_url, open_storage, read_json, run_paths, write_json
+from advisor.runs import (
+    DEFAULT_RUNS_DIR,
+    JOURNAL_NAME,
+    RunPaths,
+    mask_url,
+    open_storage,
+    read_json,
+    run_paths,
+    write_json,
+)
 from advisor.scoring import SCORES, bootstrap_ci, paired_bootstrap_diff, score
 from advisor.search import (
     DEFAULT_TRIALS,
@@ -34,6 +43,18 @@ from advisor.search import (
     make_study,
     raise_budget,
     run_search,
+    wait_for_running,
+)
+from advisor.taskstore import (
+    StoredTask,
+    TaskStore,
+    check_data,
+    inputs_from_store,
+    model_bytes,
+    open_task_store,
+    sha256,
+    stored_backbone,
+    with_backbone,
 )
 
 #: Seeds of the best setting per strategy used for intervals (the search's own trial is seed 0).
@@ -100,12 +121,68 @@ def _versions() -> dict[str, str]:
             "optuna": optuna.__version__, "numpy": np.__version__}
 
 
-def prepare_run(inputs: ResolvedInputs, request: InputRequest, options: RecommendOptions) -> tuple[RunPaths, str, str]:
-    """Create or reopen the run directory; refuse a run that belongs to another task."""
+@dataclass
+class PreparedRun:
+    """A run ready to work on: where it lives, its name and fingerprint, its inputs and task store."""
+
+    paths: RunPaths
+    name: str
+    fingerprint: str
+    inputs: ResolvedInputs
+    store: TaskStore
+
+
+def _task_options(options: RecommendOptions) -> dict[str, Any]:
+    """The options stored with the run: those that shape trials and the report."""
+    return {"score": options.score, "max_epochs": options.max_epochs, "n_seeds": options.n_seeds,
+            "strategies": options.strategies, "trials": options.trials}
+
+
+def _run_storage(options: RecommendOptions, name: str) -> str:
+    run_dir = options.run_dir or str(Path(DEFAULT_RUNS_DIR) / name)
+    return options.storage or str(Path(run_dir) / JOURNAL_NAME)
+
+
+def resolve_for_run(request: InputRequest, options: RecommendOptions, registry: Registry) -> ResolvedInputs:
+    """The inputs: with the run's stored model when ``--run`` names a stored run, else ``resolve_inputs``.
+
+    A stored run's model is never rebuilt (a GPU and a CPU machine would pretrain different ones).
+    """
+    if options.run_name:
+        store = open_task_store(_run_storage(options, options.run_name))
+        stored = store.load(options.run_name)
+        if stored is not None:
+            old_model = stored.request.get("model")
+            if request.model is not None and request.model != old_model:
+                raise InputError(f"run {options.run_name!r} was created with --model {old_model or '(default)'}, "
+                                 f"not {request.model}; drop --model or use another --run")
+            return inputs_from_store(request, stored, store, registry)
+    return resolve_inputs(request, registry)
+
+
+def prepare_run(inputs: ResolvedInputs, request: InputRequest, options: RecommendOptions) -> PreparedRun:
+    """Create or reopen the run: store its task and source model, or use the stored model; refuse a run
+    that belongs to another task."""
+    assert inputs.backbone is not None
     fp = task_fingerprint(inputs, options.score, request.seed, options.max_epochs)
     name = options.run_name or _default_run_name(inputs, request, fp)
     run_dir = options.run_dir or str(Path(DEFAULT_RUNS_DIR) / name)
     paths = run_paths(run_dir, options.storage)
+    store = open_task_store(paths.storage)
+    stored = store.load(name)
+    if stored is None:
+        data = model_bytes(inputs.backbone)
+        stored = store.create(StoredTask(name, fp, asdict(request), _task_options(options), inputs.fingerprints(),
+                                         sha256(data), inputs.pretrained, inputs.model_note), data)
+    check_data(name, stored.data_fingerprints, inputs.fingerprints())
+    if stored.data_fingerprints.get("model") != inputs.model_fingerprint():
+        inputs = with_backbone(inputs, stored_backbone(store, stored), stored.pretrained, stored.model_note)
+        fp = task_fingerprint(inputs, options.score, request.seed, options.max_epochs)
+    if stored.fingerprint != fp:
+        raise InputError(
+            f"run {name!r} in {paths.shown_storage} belongs to a different task (fingerprint "
+            f"{stored.fingerprint} != {fp}: score, seed or --max-epochs differ); use another --run-dir or --run"
+        )
     if paths.config.exists():
         old = read_json(paths.config)
         if old.get("fingerprint") != fp:
@@ -119,7 +196,19 @@ def prepare_run(inputs: ResolvedInputs, request: InputRequest, options: Recommen
             "options": {k: v for k, v in asdict(options).items() if k not in {"export"}},
             "storage": mask_url(paths.storage), "data_fingerprints": inputs.fingerprints(),
         })
-    return paths, name, fp
+    return PreparedRun(paths, name, fp, inputs, store)
+
+
+def build_task(inputs: ResolvedInputs, request: InputRequest, score_name: str, max_epochs: int, cache: Any,
+               device: str) -> TransferTask:
+    """The ``TransferTask`` every process of a run trains on (recommend and workers alike)."""
+    assert inputs.backbone is not None
+    return TransferTask(
+        source=inputs.source, target_train=inputs.splits.train, target_val=inputs.splits.val,
+        backbone=inputs.backbone, target_unlabeled=inputs.target_unlabeled, score=score_name,
+        device=device, seed=request.seed, max_epochs=max_epochs, cache=cache,
+        pretrained=inputs.pretrained,
+    )
 
 
 def recommend(
@@ -144,23 +233,21 @@ def recommend(
     request = replace(request, device=device)
     strategies = reg.select_strategies(options.strategies)  # unknown names refused before loading
 
-    inputs = resolve_inputs(request, reg)
-    emit("inputs", {"lines": inputs.describe()})
+    if request.model == "none":
+        raise InputError("advisor recommend needs a model; --model none is only for advisor similarity")
+    inputs = resolve_for_run(request, options, reg)
     if inputs.backbone is None:
         raise InputError("advisor recommend needs a model; --model none is only for advisor similarity")
-    paths, run_name, fp = prepare_run(inputs, request, options)
+    run = prepare_run(inputs, request, options)
+    paths, run_name, fp, inputs = run.paths, run.name, run.fingerprint, run.inputs
+    emit("inputs", {"lines": inputs.describe()})
     emit("run", {"dir": str(paths.dir), "storage": paths.shown_storage, "run": run_name})
 
     from advisor.features import FeatureCache
     from advisor.signals import compute_signals, metric_inputs
 
     cache = FeatureCache(paths.cache, device=device)
-    task = TransferTask(
-        source=inputs.source, target_train=inputs.splits.train, target_val=inputs.splits.val,
-        backbone=inputs.backbone, target_unlabeled=inputs.target_unlabeled, score=options.score,
-        device=device, seed=request.seed, max_epochs=options.max_epochs, cache=cache,
-        pretrained=inputs.pretrained,
-    )
+    task = build_task(inputs, request, options.score, options.max_epochs, cache, device)
     signals = compute_signals(reg, metric_inputs(
         inputs.source, inputs.splits.train, inputs.splits.val, inputs.target_unlabeled,
         inputs.backbone, cache, device, request.seed,
@@ -204,6 +291,7 @@ def recommend(
         budget = raise_budget(study, options.trials if options.trials is not None
                               else (get_budget(study) or DEFAULT_TRIALS))
         states.append(SearchState(s, study, budget))
+    run.store.add_strategies(run_name, [st.strategy.name for st in states])  # workers may join from here
     emit("search_start", {"total": sum(st.budget for st in states),
                           "done": sum(min(finished_trials(st.study), st.budget) for st in states)})
     deadline = time.time() + options.timeout if options.timeout else None
@@ -213,6 +301,8 @@ def recommend(
                                                                  "state": tr.state.name,
                                                                  "value": tr.value}))
     emit("search_end", {"complete": all_done})
+    # Finalise only once no trial of the run is RUNNING (other workers finish theirs; dead ones are reaped).
+    wait_for_running(states, deadline)
     result = finalize(task, inputs, states, advice, options, emit)
     doc.update(result)
     doc["complete"] = all_done

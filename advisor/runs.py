@@ -28,9 +28,33 @@ def mask_url(url: str) -> str:
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
+#: Names this machine in trial ``worker`` attributes; set it where hostnames repeat across machines
+#: (containers started with the same ``--hostname``), or a live trial elsewhere could be taken for dead.
+WORKER_HOST_ENV = "TRANSFER_ADVISOR_WORKER_HOST"
+#: Seconds without a heartbeat after which an RDB trial is failed and retried (default 40).
+HEARTBEAT_GRACE_ENV = "TRANSFER_ADVISOR_HEARTBEAT_GRACE"
+
+
+def worker_host() -> str:
+    """This machine's name for dead-worker checks: ``$TRANSFER_ADVISOR_WORKER_HOST`` or the hostname."""
+    return os.environ.get(WORKER_HOST_ENV) or socket.gethostname()
+
+
 def worker_id() -> str:
-    """``hostname:pid``, recorded on every trial a process runs."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """``host:pid``, recorded on every trial a process runs."""
+    return f"{worker_host()}:{os.getpid()}"
+
+
+def heartbeat_settings() -> tuple[int, int]:
+    """(heartbeat interval, grace period) in seconds; the grace period comes from the environment."""
+    raw = os.environ.get(HEARTBEAT_GRACE_ENV, "40")
+    try:
+        grace = int(raw)
+    except ValueError as exc:
+        raise InputError(f"{HEARTBEAT_GRACE_ENV} must be a whole number of seconds, not {raw!r}") from exc
+    if grace < 2:
+        raise InputError(f"{HEARTBEAT_GRACE_ENV} must be at least 2 seconds, not {grace}")
+    return max(1, min(10, grace // 3)), grace
 
 
 def is_rdb_url(storage: str) -> bool:
@@ -93,9 +117,10 @@ def open_storage(storage: str, heartbeat: bool = True) -> Any:
     if heartbeat and not storage.startswith("sqlite"):
         from optuna.storages import RetryFailedTrialCallback
 
+        interval, grace = heartbeat_settings()
         kwargs = {
-            "heartbeat_interval": 10,
-            "grace_period": 40,
+            "heartbeat_interval": interval,
+            "grace_period": grace,
             "failed_trial_callback": RetryFailedTrialCallback(max_retry=2),
         }
     try:

@@ -11,15 +11,15 @@ without running it (``MaxTrialsCallback`` alone overshoots with concurrent worke
 from __future__ import annotations
 
 import os
-import socket
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from advisor.contracts import FitResult, Strategy, TransferTask
 from advisor.errors import AdvisorError
-from advisor.runs import worker_id
+from advisor.runs import worker_host, worker_id
 
 #: Default finished trials per strategy: sized so ``advisor recommend --demo`` meets its
 #: 3-minute target on a 2-core CPU (see BENCHMARKS.md).
@@ -97,24 +97,55 @@ def reap_dead_trials(study: Any) -> int:
     """Mark failed the RUNNING trials whose worker is provably dead (same host, pid gone).
 
     A journal file has no heartbeats; an RDB storage with heartbeats also has its expired
-    trials failed (and retried) by Optuna here. Returns how many trials were failed.
+    trials failed by Optuna here. With heartbeats, a reaped trial is retried like an expired
+    one (the storage's ``RetryFailedTrialCallback`` enqueues its parameters again). Returns how
+    many trials were failed by the pid check.
     """
+    import copy
+
     import optuna
 
     _, _, _, fail = _states()
-    host = socket.gethostname()
+    host = worker_host()
+    storage = study._storage
     reaped = 0
     for t in running_trials(study):
         worker = str(t.user_attrs.get("worker", ""))
         w_host, _, w_pid = worker.rpartition(":")
         if w_host == host and w_pid.isdigit() and int(w_pid) != os.getpid() and not _pid_alive(int(w_pid)):
-            study._storage.set_trial_user_attr(t._trial_id, "error", f"worker {worker} died")
-            study._storage.set_trial_state_values(t._trial_id, state=fail)
+            storage.set_trial_user_attr(t._trial_id, "error", f"worker {worker} died")
+            try:
+                if not storage.set_trial_state_values(t._trial_id, state=fail):
+                    continue
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # another process reaped it first
             reaped += 1
-    storage = study._storage
-    if getattr(storage, "heartbeat_interval", None):
+            callback = getattr(storage, "get_heartbeat_stale_trial_callback", lambda: None)()
+            if callback is not None:
+                callback(study, copy.deepcopy(storage.get_trial(t._trial_id)))
+    # Optuna's storage wrapper (_CachedStorage) has no ``heartbeat_interval`` attribute: always ask
+    # Optuna, which does nothing for storages without heartbeats.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
     return reaped
+
+
+def wait_for_running(states: list[SearchState], deadline: float | None = None, poll: float = 1.0) -> bool:
+    """Wait until no trial of these studies is RUNNING (other workers finish; dead ones are reaped).
+
+    Returns False when ``deadline`` passed first.
+    """
+    while True:
+        busy = False
+        for state in states:
+            reap_dead_trials(state.study)
+            busy = busy or bool(running_trials(state.study))
+        if not busy:
+            return True
+        if deadline is not None and time.time() >= deadline:
+            return False
+        time.sleep(poll)
 
 
 class SurplusTrial(Exception):
