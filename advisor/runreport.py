@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,3 +26,41 @@ def load_run_report(run_dir: Path) -> dict[str, Any]:
         unfinished.append("the last invocation stopped before every budget was spent (--timeout)")
     doc["unfinished"] = unfinished
     return doc
+
+
+def report_from_storage(storage: str, run: str, device: str = "auto", threads: int | None = None,
+                        run_dir: str | None = None, registry: Any = None, on_event: Any = None) -> dict[str, Any]:
+    """The run's report, recomputed on this machine from the task and model stored with the run.
+
+    It runs ``advisor recommend``'s final step (seed repeats of the best settings, the verdict on
+    the test split) with the recorded budgets, so it adds no search trial; it is refused while a
+    budget is still open. Works from any machine that can read the storage and the data.
+    """
+    import optuna
+
+    from advisor.recommend import RecommendOptions, recommend
+    from advisor.runs import mask_url, open_storage
+    from advisor.search import finished_trials, get_budget, study_name
+    from advisor.taskstore import open_task_store
+
+    task = open_task_store(storage).load(run)
+    if task is None:
+        raise InputError(f"run {run!r} not found in {mask_url(storage)}")
+    if not task.strategies:
+        raise InputError(f"run {run!r} has no search (it was created with --trials 0)")
+    studies = open_storage(storage)
+    still_open = []
+    for name in task.strategies:
+        study = optuna.load_study(study_name=study_name(run, name), storage=studies)
+        done, budget = finished_trials(study), get_budget(study)
+        if done < budget:
+            still_open.append(f"{name} {done} of {budget}")
+    if still_open:
+        raise InputError(f"run {run!r} still has open budgets ({', '.join(still_open)} trials finished); "
+                         f"start `advisor worker --storage URL --run {run}` or wait for the workers")
+    options = RecommendOptions(strategies=list(task.strategies), trials=None, score=task.options["score"],
+                               storage=storage, run_name=run, run_dir=run_dir,
+                               max_epochs=int(task.options["max_epochs"]),
+                               n_seeds=int(task.options.get("n_seeds", 3)), threads=threads)
+    request = replace(task.input_request(), device=device)
+    return recommend(request, options, registry, on_event)

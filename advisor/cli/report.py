@@ -1,4 +1,4 @@
-"""``advisor report``: the report of an existing run, without training."""
+"""``advisor report``: the report of an existing run, without search trials."""
 
 from __future__ import annotations
 
@@ -12,18 +12,49 @@ from advisor.cli.common import print_json
 
 @click.command("report")
 @click.argument("run_dir", required=False, metavar="RUN_DIR")
+@click.option("--storage", default=None, metavar="URL|JOURNAL_FILE",
+              help="Recompute the report of --run from this storage (seed repeats and test verdict run here).")
+@click.option("--run", "run_name", default=None, metavar="NAME", help="The run in --storage.")
+@click.option("--device", default="auto", show_default=True, help="With --storage: auto, cpu or cuda[:i].")
+@click.option("--threads", type=int, default=None, help="With --storage: torch threads in this process.")
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON report on stdout.")
-def report(run_dir: str | None, as_json: bool) -> None:
-    """Print the report of an existing run (no trials, no training)."""
+@click.pass_context
+def report(ctx: click.Context, run_dir: str | None, storage: str | None, run_name: str | None, device: str,
+           threads: int | None, as_json: bool) -> None:
+    """Print the report of an existing run (no search trials).
+
+    RUN_DIR prints the saved report. --storage URL --run NAME recomputes it on this machine from the
+    task and model stored with the run, once every budget is spent.
+    """
 
     from advisor.errors import InputError
     from advisor.report import print_report
     from advisor.runreport import load_run_report
 
-    if not run_dir:
-        raise InputError("give a run directory (see `advisor recommend --run-dir`)")
-    doc = load_run_report(Path(run_dir))
     console = make_console(stderr=as_json)
+    if storage is not None or run_name is not None:
+        if not (storage and run_name):
+            raise InputError("give both --storage URL and --run NAME")
+        from advisor.cli.common import registry
+        from advisor.report import public
+        from advisor.runreport import report_from_storage
+
+        def on_event(kind: str, payload: dict) -> None:
+            if kind == "repeat":
+                console.print(f"seed repeats of {payload['strategy']}'s best setting")
+            elif kind == "final":
+                console.print(f"retraining {payload['strategy']} and target_only on train+val; scoring on test")
+
+        doc = report_from_storage(storage, run_name, device=device, threads=threads, run_dir=run_dir,
+                                  registry=registry(ctx), on_event=on_event)
+        if as_json:
+            print_json(public(doc))
+        else:
+            print_report(doc, console)
+        return
+    if not run_dir:
+        raise InputError("give a run directory (see `advisor recommend --run-dir`) or --storage URL --run NAME")
+    doc = load_run_report(Path(run_dir))
     for line in doc.get("unfinished", []):
         console.print(f"[yellow]unfinished:[/yellow] {line}")
     if as_json:
