@@ -1,0 +1,161 @@
+"""Fast tests of the quality harness's logic on tiny synthetic data (real data: skipped when absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from advisor.domain import Domain
+from advisor.errors import InputError
+from bench.floors import logistic_floors, one_nn_accuracy
+from bench.quality import (
+    FileScenario,
+    QualityPlugin,
+    ScenarioResult,
+    fixed_splits,
+    freeze_grid,
+    kendall_tau,
+    l1_zscore,
+    load_specs,
+    markdown,
+    summarize,
+    verdict,
+)
+
+CLASSES = ("a", "b", "c")
+SHARED = next((p for p in (Path("/work/shared/data"), Path("../shared/data")) if p.exists()), None)
+
+
+def _domain(n_per_class: list[int], dim: int = 6, seed: int = 0, shift: float = 0.0) -> Domain:
+    rng = np.random.default_rng(seed)
+    y = np.concatenate([np.full(n, c) for c, n in enumerate(n_per_class)]).astype(np.int64)
+    X = (rng.normal(size=(len(y), dim)) + 3 * np.eye(dim)[y] + shift).astype(np.float32)
+    return Domain("t", X, y, CLASSES, "features")
+
+
+def _npz(path: Path, d: Domain, counts: bool = False) -> str:
+    X = np.abs(d.X * 10).astype(np.uint8) if counts else d.X
+    np.savez(path, X=X, y=d.y, classes=np.array(d.classes))
+    return str(path)
+
+
+def test_load_specs_demo_and_file(tmp_path: Path) -> None:
+    f = tmp_path / "s.toml"
+    f.write_text('[[scenario]]\ndemo = "digits-shift"\n\n[[scenario]]\nname = "x"\nsource = "a.npz"\n'
+                 'target = "b.npz"\nlabels_per_class = 3\npreprocess = "l1-zscore"\n')
+    demo, file = load_specs(f)
+    assert demo.name == demo.advisor_name == "digits-shift"
+    assert (file.name, file.labels_per_class, file.preprocess, file.demo) == ("x", 3, "l1-zscore", None)
+
+
+@pytest.mark.parametrize("body, message", [
+    ('[[scenario]]\nname = "x"\nsource = "a.npz"\n', "needs demo"),
+    ('[[scenario]]\ndemo = "d"\ncolour = 1\n', "unknown key"),
+    ('[[scenario]]\nname = "x"\nsource = "a"\ntarget = "b"\npreprocess = "pca"\n', "preprocess"),
+    ("", r"no \[\[scenario\]\]"),
+])
+def test_load_specs_refuses(tmp_path: Path, body: str, message: str) -> None:
+    f = tmp_path / "s.toml"
+    f.write_text(body)
+    with pytest.raises(InputError, match=message):
+        load_specs(f)
+
+
+def test_fixed_splits_rule() -> None:
+    sp = fixed_splits(_domain([40, 12, 7]), labels_per_class=2, seed=0)
+    assert sp.train.class_counts() == {"a": 2, "b": 2, "c": 2}
+    assert sp.val.class_counts() == {"a": 10, "b": 5, "c": 2}  # min(10, (n - L) // 2)
+    assert sp.test.class_counts() == {"a": 28, "b": 5, "c": 3}
+    idx = [set(map(bytes, s.X)) for s in (sp.train, sp.val, sp.test)]
+    assert not (idx[0] & idx[1] or idx[0] & idx[2] or idx[1] & idx[2])
+    again = fixed_splits(_domain([40, 12, 7]), labels_per_class=2, seed=0)
+    assert np.array_equal(again.test.X, sp.test.X)
+
+
+def test_fixed_splits_refuses_small_class_by_name() -> None:
+    with pytest.raises(InputError, match=r"'c' has only 7.*at least 15"):
+        fixed_splits(_domain([40, 20, 7]), labels_per_class=10)
+
+
+def test_l1_zscore() -> None:
+    X = np.random.default_rng(0).integers(0, 20, size=(50, 8)).astype(np.float32)
+    Z = l1_zscore(X)
+    assert np.allclose(Z.mean(0), 0, atol=1e-5) and np.allclose(Z.std(0), 1, atol=1e-4)
+    R = X / X.sum(1, keepdims=True)
+    assert np.allclose(Z, (R - R.mean(0)) / R.std(0), atol=1e-4)
+
+
+def test_kendall_tau_and_freeze_grid() -> None:
+    scores = {"a": 0.9, "b": 0.8, "c": 0.7}
+    assert kendall_tau(["a", "b", "c"], scores) == 1.0
+    assert kendall_tau(["c", "b", "a"], scores) == -1.0
+    assert kendall_tau(["a", "zzz"], scores) is None
+    assert freeze_grid("l2sp", 3, quick=False) == [0, 1, 2]
+    assert freeze_grid("l2sp", 3, quick=True) == [0, 1]
+    assert freeze_grid("linear_probe", 3, quick=False) == [3]
+    assert freeze_grid("target_only", 3, quick=False) == [0]
+
+
+def test_verdict_rule() -> None:
+    y = np.arange(200) % 4
+    good, bad = y.copy(), (y + 1) % 4
+    half = np.where(np.arange(200) < 100, y, (y + 1) % 4)
+    assert verdict("accuracy", y, good, half, 0, 0.9, 0.5)[:2] == ("transfer_helps", True)
+    assert verdict("accuracy", y, bad, half, 0, 0.9, 0.5)[:2] == ("transfer_hurts", False)
+    code, pick_b, *_ = verdict("accuracy", y, half, half, 0, 0.4, 0.5)
+    assert (code, pick_b) == ("no_gain", False)
+
+
+def test_floors_on_synthetic_features() -> None:
+    source = _domain([30, 30, 30], seed=1)
+    splits = fixed_splits(_domain([30, 30, 30], seed=2), labels_per_class=3)
+    f = logistic_floors(source, splits)
+    assert f.source_only is not None and f.pooled is not None
+    assert f.best() >= max(f.target_only, f.source_only, f.pooled) > 0.6
+    assert one_nn_accuracy(source, _domain([10, 10, 10], seed=3)) > 0.6
+
+
+def test_file_scenario_registers_and_builds(tmp_path: Path) -> None:
+    from advisor.registry import build_registry
+
+    f = tmp_path / "s.toml"
+    src = _npz(tmp_path / "src.npz", _domain([30, 30, 30], seed=1), counts=True)
+    tgt = _npz(tmp_path / "tgt.npz", _domain([20, 20, 20], seed=2), counts=True)
+    f.write_text(f'[[scenario]]\nname = "toy"\nsource = "{src}"\ntarget = "{tgt}"\nlabels_per_class = 3\n'
+                 'preprocess = "l1-zscore"\n')
+    reg = build_registry(load_entry_points=False, plugins=[("quality", QualityPlugin(load_specs(f)))])
+    sc = reg.scenario("toy")
+    assert isinstance(sc, FileScenario)
+    data = sc.build(0)
+    assert data.model == "mlp" and len(data.target.train) == 9 and len(data.target.val) == 24
+    assert np.allclose(data.source.X.mean(0), 0, atol=1e-4)
+
+
+def test_summary_and_markdown() -> None:
+    res = ScenarioResult(
+        name="s", protocol="p", sizes={}, advisor={"strategy": "l2sp", "verdict_code": "no_gain",
+                                                   "test_score": 0.8, "seconds": 10.0},
+        oracle={"chosen": "finetune", "verdict_code": "no_gain", "chosen_test": 0.82, "seconds": 100.0},
+        floors={"target_only": 0.7, "source_only": None, "pooled": 0.75, "best": 0.75}, regret=2.0,
+        regret_vs_test_best=3.0, verdict_agrees=True, kendall_tau=0.5, advice_top="l2sp",
+        advice_top_regret=1.0, compute_ratio=0.1, advisor_at_or_above_floor=True, prepare_s=1.0)
+    failed = ScenarioResult("bad", "", {}, {}, {}, {}, None, None, None, None, None, None, None, None, 0.0,
+                            error="class 'mug' has only 8")
+    s = summarize([res, failed])
+    got = (s["ran"], s["mean_regret_points"], s["verdict_agreement"], s["at_or_above_best_floor"])
+    assert got == (1, 2.0, 1.0, 1.0)
+    md = markdown([res, failed], s, quick=True)
+    assert "| s |" in md and "mug" in md and "≤ 1.5" in md
+
+
+@pytest.mark.skipif(SHARED is None, reason="../shared/data is absent")
+def test_real_data_one_nn_and_dslr_refusal() -> None:
+    from bench.quality import load_file_domain
+
+    d = f"{SHARED}/office_caltech_surf"
+    c, a = (load_file_domain(f"{d}/{n}.npz", n, "l1-zscore") for n in ("caltech", "amazon"))
+    assert round(100 * one_nn_accuracy(c, a), 1) == 23.7  # the published 1NN row, C -> A
+    with pytest.raises(InputError, match="'mug' has only 8"):
+        fixed_splits(load_file_domain(f"{d}/dslr.npz", "dslr", "l1-zscore"), labels_per_class=10)
