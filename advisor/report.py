@@ -84,13 +84,13 @@ def render_markdown(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def print_report(doc: dict[str, Any], console: Any) -> None:
-    """The human report on a rich console."""
+def print_report(doc: dict[str, Any], console: Any, show_advice: bool = True) -> None:
+    """The human report on a rich console (``show_advice=False`` when the advice was already shown)."""
     from rich.panel import Panel
     from rich.table import Table
 
     ranking = doc.get("advice", {}).get("ranking", [])
-    if ranking and not doc.get("strategies"):
+    if show_advice and ranking and not doc.get("strategies"):
         print_advice(doc.get("advice", {}), doc.get("not_applicable", {}), console)
     if doc.get("strategies"):
         t = Table(title=f"Search results ({doc.get('score')}, validation split)")

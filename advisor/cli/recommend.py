@@ -85,7 +85,7 @@ def recommend(ctx: click.Context, as_json: bool, **kw: Any) -> None:
 
         print_json(public(doc))
     else:
-        print_report(doc, console)
+        print_report(doc, console, show_advice=False)
 
 
 class _Progress:
