@@ -1,7 +1,8 @@
 """Calibrate the built-in digits scenarios: does each one show the ordering it promises?
 
-For every scenario and seed it trains, with small self-contained loops (Adam, fixed steps,
-one CPU thread), the same ``cnn`` the advisor uses:
+For every scenario and seed it pretrains the advisor's ``cnn`` on the source exactly as
+``advisor recommend`` does (``advisor.sources.pretrain_source``), then trains, with small
+self-contained loops (Adam, fixed steps, one CPU thread):
 
 - ``target_only``: random init, target train split only;
 - ``finetune``: pretrained on the source, fresh head, all blocks fine-tuned on target train;
@@ -25,6 +26,8 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -37,9 +40,9 @@ from advisor.domain import Domain
 from advisor.models import build
 from advisor.registry import build_registry
 from advisor.scoring import paired_bootstrap_diff
+from advisor.sources import DEFAULT_PRETRAIN_EPOCHS, pretrain_source
 
 SPEC = ModelSpec("cnn", "images", (1, 16, 16))
-PRETRAIN_EPOCHS = 15
 TARGET_STEPS = 150
 LR = 1e-3
 PROBE_LR = 1e-2  # a linear head alone converges faster with a larger step
@@ -55,21 +58,6 @@ def predict(model: nn.Module, d: Domain) -> np.ndarray:
     model.eval()
     with torch.no_grad():
         return model(torch.from_numpy(np.ascontiguousarray(d.X))).argmax(1).numpy()
-
-
-def pretrain(source: Domain, seed: int, epochs: int = PRETRAIN_EPOCHS) -> Backbone:
-    """A cnn trained from scratch on the source (shuffled mini-batches, Adam)."""
-    model = build(SPEC, source.num_classes, seed=seed)
-    x, y = _tensors(source)
-    opt = torch.optim.Adam(model.parameters(), lr=LR)
-    gen = torch.Generator().manual_seed(seed)
-    model.train()
-    for _ in range(epochs):
-        for idx in torch.randperm(len(x), generator=gen).split(BATCH):
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
-            opt.step()
-    return model
 
 
 def train_target(model: Backbone, target: Domain, seed: int, steps: int = TARGET_STEPS,
@@ -104,7 +92,8 @@ class SeedResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def run_seed(scenario, seed: int) -> tuple[SeedResult, np.ndarray]:
+def run_seed(scenario, seed: int, pretrain_epochs: int | None = None,
+             cache_dir: str | None = None) -> tuple[SeedResult, np.ndarray]:
     """Train every method on one scenario and seed; return the results and the val labels."""
     torch.manual_seed(seed)
     data = scenario.build(seed)
@@ -118,7 +107,8 @@ def run_seed(scenario, seed: int) -> tuple[SeedResult, np.ndarray]:
         res.seconds[name] = time.perf_counter() - start
         return model
 
-    source_model = timed("pretrain", lambda: pretrain(data.source, seed))
+    source_model = timed("pretrain", lambda: pretrain_source(
+        data.source, SPEC, seed=seed, epochs=pretrain_epochs, cache_dir=cache_dir)[0])
     res.test_acc["source_zero_shot"] = float(np.mean(predict(source_model, t.test) == t.test.y))
 
     def target_only(train: Domain) -> Backbone:
@@ -160,6 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scenarios", nargs="*", default=["digits-shift", "digits-conflict",
                                                           "digits-distant"])
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    parser.add_argument("--pretrain-epochs", type=int, default=None,
+                        help="source pretraining epochs (default: the advisor's own default)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     import advisor_plugins.scenarios as builtin
@@ -167,6 +159,9 @@ def main(argv: list[str] | None = None) -> None:
     registry = build_registry(load_entry_points=False, plugins=[("builtin_scenarios", builtin)])
     methods = ["target_only", "finetune", "linear_probe", "pooled_lam1", "pooled_lam0.1",
                "source_zero_shot"]
+    cache_dir = tempfile.mkdtemp(prefix="calibrate-scenarios-")  # fresh: always pretrain here
+    epochs = args.pretrain_epochs or DEFAULT_PRETRAIN_EPOCHS["images"]
+    print(f"source model: advisor.sources.pretrain_source, {epochs} epochs")
     for name in args.scenarios:
         scenario = registry.scenario(name)
         sizes = scenario.sizes
@@ -176,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         print("|---" * (len(methods) + 1) + "|")
         gaps: list[str] = []
         for seed in args.seeds:
-            res, y_val = run_seed(scenario, seed)
+            res, y_val = run_seed(scenario, seed, args.pretrain_epochs, cache_dir)
             print(f"| {seed} | " + " | ".join(f"{100 * res.test_acc[m]:.1f}" for m in methods) + " |")
             for m in methods[1:-1]:
                 d, lo, hi = paired_bootstrap_diff("accuracy", y_val, res.val_pred["target_only"],
@@ -191,6 +186,7 @@ def main(argv: list[str] | None = None) -> None:
             gaps.append(f"seed {seed} time: {secs}")
         print("\nTest accuracy in %. NTG = acc(target_only) - acc(method) on val, 95% paired bootstrap:")
         print("\n".join(gaps), flush=True)
+    shutil.rmtree(cache_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
