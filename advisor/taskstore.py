@@ -239,6 +239,8 @@ class FileTaskStore(TaskStore):
             tmp.unlink(missing_ok=True)
         stored = self.load(task.run)
         assert stored is not None
+        if stored.model_sha256 != task.model_sha256:
+            self._model_path(task).unlink(missing_ok=True)  # another process stored the run first
         return stored
 
     def _write_task(self, task: StoredTask) -> None:

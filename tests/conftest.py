@@ -51,3 +51,17 @@ def make_digits_folder() -> Callable[..., Path]:
         return root
 
     return make
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL database (``tests/postgres.py``); skipped without PostgreSQL outside CI."""
+    from tests.postgres import find_bin_dir, postgres_cluster
+
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) not found; CI must run the PostgreSQL tests")
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found in /usr/lib/postgresql/*/bin or PATH")
+    with postgres_cluster(bin_dir) as url:
+        yield url
