@@ -505,6 +505,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller oracle (2 seeds, 2 freeze depths)")
     parser.add_argument("--out", default="bench/out/quality", help="folder for the JSON results")
     parser.add_argument("--only", nargs="*", help="run only these scenario names")
+    parser.add_argument("--from-results", action="store_true",
+                        help="run nothing: rebuild quality.json/.md from the per-scenario JSON files in --out")
     args = parser.parse_args(argv)
 
     import torch
@@ -526,6 +528,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {registry.failures}", file=sys.stderr)
         return 1
     results: list[ScenarioResult] = []
+    if args.from_results:
+        results = [ScenarioResult(**json.loads((out / f"{s.name}.json").read_text()))
+                   for s in specs if (out / f"{s.name}.json").exists()]
+        specs = []
     for spec in specs:
         try:
             res = evaluate(spec, registry, out, args.quick, log=lambda m: print(m, file=sys.stderr, flush=True))
@@ -536,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(res)
         (out / f"{spec.name}.json").write_text(json.dumps(asdict(res), indent=1, default=str))
     summary = summarize(results)
-    doc = {"scenarios_file": args.scenarios, "quick": args.quick, "summary": summary,
+    doc = {"scenarios_file": args.scenarios, "quick": args.quick, "summary": summary, "argv": sys.argv[1:],
            "results": [asdict(r) for r in results], "machine": machine(),
            "date": time.strftime("%Y-%m-%d %H:%M")}
     (out / "quality.json").write_text(json.dumps(doc, indent=1, default=str))
