@@ -8,6 +8,7 @@ RDB URL (``sqlite:///...``, ``postgresql://...``) or a journal file path.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -121,8 +122,12 @@ def open_storage(storage: str, heartbeat: bool = True) -> Any:
         kwargs = {
             "heartbeat_interval": interval,
             "grace_period": grace,
-            "failed_trial_callback": RetryFailedTrialCallback(max_retry=2),
         }
+        # Optuna 4.9 renamed the callback that retries trials whose heartbeat expired.
+        params = inspect.signature(optuna.storages.RDBStorage).parameters
+        key = "heartbeat_stale_trial_callback"
+        key = key if key in params else "failed_trial_callback"
+        kwargs[key] = RetryFailedTrialCallback(max_retry=2)
     try:
         return optuna.storages.RDBStorage(storage, engine_kwargs={"pool_pre_ping": True}, **kwargs)
     except Exception as exc:  # SQLAlchemy raises many kinds; all mean "unusable storage"
