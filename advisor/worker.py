@@ -36,7 +36,7 @@ class WorkerResult:
     device: str
     trials: int  # trials this worker finished (complete or pruned)
     failed: int  # trials this worker ran that failed (surplus trials excluded)
-    complete: bool  # every budget of the run is spent
+    complete: bool  # every budget of the run is spent (False: a strategy failed 3 times in a row here)
     elapsed_s: float
 
 
@@ -68,7 +68,7 @@ def run_worker(
     from advisor.device import resolve_device, set_threads
     from advisor.features import FeatureCache
     from advisor.recommend import build_task
-    from advisor.search import SearchState, get_budget, make_study, run_search
+    from advisor.search import SearchState, finished_trials, get_budget, make_study, run_search
 
     emit = on_event or (lambda kind, payload: None)
     if wait < 0:
@@ -101,6 +101,7 @@ def run_worker(
         emit("trial", {"strategy": state.strategy.name, "number": trial.number, "state": trial.state.name,
                        "value": trial.value})
 
-    complete = run_search(states, task, None, on_trial=on_trial)
+    run_search(states, task, None, on_trial=on_trial)
+    complete = all(finished_trials(st.study) >= st.budget for st in states)  # False: a strategy failed here
     return WorkerResult(run, worker_id(), device, counts["trials"], counts["failed"], complete,
                         round(time.time() - started, 2))

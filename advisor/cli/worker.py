@@ -43,6 +43,11 @@ def worker(ctx: click.Context, storage: str, run_name: str, device: str, threads
                         registry=reg, on_event=on_event)
     if as_json:
         print_json(asdict(result))
-    else:
+    if not result.complete:
+        from advisor.errors import AdvisorFailure
+
+        raise AdvisorFailure(f"run {result.run!r} still has open budgets: a strategy failed 3 times in a row on "
+                             f"worker {result.worker} (see its trials' error attribute)")
+    if not as_json:
         click.echo(f"worker {result.worker} on {result.device}: {result.trials} trials finished here "
                    f"({result.failed} failed) in {result.elapsed_s:.1f} s; every budget of run {result.run!r} is spent")
