@@ -12,7 +12,8 @@ Areas (each a subprocess from the repository root, one torch thread where the co
 - ``calibration``: ``python -m bench.calibrate_scenarios`` (``--quick``: seed 0 only).
 - ``demo``: ``python -m bench.bench_demo [--quick]``.
 
-The published unsupervised numbers are read from ``../shared/data/README.md`` when it exists.
+The published unsupervised numbers are read from ``../shared/data/README.md`` when it exists; the
+hand-written reading of the stored quality results, ``bench/results/NOTES.md``, is included as is.
 """
 
 from __future__ import annotations
@@ -102,6 +103,9 @@ def quality_body(quick: bool, rerun: bool) -> tuple[str, float | None]:
                  "3 or 10 labelled target samples per class, so they are not the same measurement. Our 1NN check "
                  "after the same preprocessing: see `bench/results/shared/one_nn.md` when present.\n\n"
                  + published_tables())
+    notes = Path("bench/results/NOTES.md")
+    if notes.exists():
+        parts.append("### Findings (written by hand from the stored results above)\n\n" + notes.read_text())
     one_nn = Path("bench/results/shared/one_nn.md")
     if one_nn.exists():
         parts.append("### 1NN reproduction (source labels only, all target rows)\n\n" + one_nn.read_text())
