@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import weakref
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,7 @@ class FeatureCache:
         path = self._path(key)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")  # per process: concurrent writers never share it
             torch.save(t, tmp)
             tmp.replace(path)  # atomic: a concurrent worker never reads half a file
 

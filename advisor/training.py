@@ -70,7 +70,11 @@ class TrainConfig:
     - ``source``: labelled source rows whose ``y`` are already *target* class ids (shared
       head), or source class ids when ``source_head_classes > 0`` (a separate source head).
     - ``source_weights``: per-row weights of the source cross-entropy (importance weights).
-    - ``source_loss_weight``: the source term's weight relative to the target term.
+    - ``source_loss_weight``: λ, the weight of one source row relative to one target row, as in
+      pooled weighted ERM: ``(Σ_target CE + λ Σ_source w·CE) / (n_t + λ n_s)``. Each step
+      estimates this with a target batch and a source batch, so the source batch's mean is
+      scaled by ``r = λ · n_s / n_t`` and the sum divided by ``1 + r``. A large source thus
+      matters even at small λ (as in pooled training), and the scale of the loss stays fixed.
     - ``unlabeled``: unlabelled target rows; their features reach ``extra_loss`` only.
     - ``param_groups(model, freeze)``: optimiser groups (for discriminative learning rates);
       default: one group with every trainable parameter of ``blocks[freeze:]`` and the head.
@@ -232,6 +236,8 @@ def train(task: TransferTask, model: Backbone, cfg: TrainConfig, report: ReportF
     opt = _make_optimizer(cfg, groups)
     scaler = grad_scaler(device)
 
+    # Pooled-ERM ratio of the source term to the target term (see TrainConfig.source_loss_weight).
+    ratio = cfg.source_loss_weight * len(x_s) / len(x_t) if x_s is not None else 0.0
     bs = max(1, int(cfg.batch_size))
     t_stream = _Stream(len(x_t), bs, seed)
     s_stream = _Stream(len(x_s), bs, seed + 1) if x_s is not None else None
@@ -265,7 +271,7 @@ def train(task: TransferTask, model: Backbone, cfg: TrainConfig, report: ReportF
                     head = source_head if source_head is not None else model.head
                     logits_s = head(f_s)
                     ce = F.cross_entropy(logits_s.float(), y_s[idx_s], reduction="none")
-                    loss = loss + cfg.source_loss_weight * (ce * w_s[idx_s]).mean()
+                    loss = (loss + ratio * (ce * w_s[idx_s]).mean()) / (1.0 + ratio)
                     batch.source_features, batch.source_logits, batch.source_y = f_s, logits_s, y_s[idx_s]
                 if idx_u is not None:
                     batch.unlabeled_features = f_split[-1]
