@@ -352,6 +352,20 @@ def _seed_predictions(strategy: Any, task: TransferTask, params: dict[str, Any],
     return np.stack(preds)
 
 
+#: Below this fraction of the source rows, importance weights rest on too few samples.
+LOW_ESS_FRACTION = 0.1
+
+
+def _fit_reasons(info: dict[str, Any]) -> list[str]:
+    """Risk reasons read from what the best trial's fit reported (e.g. the effective sample size)."""
+    reasons = []
+    frac = info.get("ess_fraction")
+    if isinstance(frac, int | float) and frac < LOW_ESS_FRACTION:
+        reasons.append(f"the importance weights' effective sample size is {info.get('ess', 0):.0f} rows, "
+                       f"{frac:.1%} of the source: the source term rests on a few rows")
+    return reasons
+
+
 def finalize(task: TransferTask, inputs: ResolvedInputs, states: list[SearchState], advice: Advice,
              options: RecommendOptions, emit: Event) -> dict[str, Any]:
     """Seed repeats, negative-transfer gaps, the verdict on the test split, and the rows."""
@@ -394,8 +408,8 @@ def finalize(task: TransferTask, inputs: ResolvedInputs, states: list[SearchStat
             status = "failed"
             failed.setdefault(name, st.errors[-1] if st.errors else "failed")
         rows[name] = StrategyRow(name, st.strategy.family, status, params, val, vacc, ci, None, None, False,
-                                 a.risk, list(a.reasons), finished_trials(st.study), st.budget,
-                                 st.errors[-3:])
+                                 a.risk, list(a.reasons) + _fit_reasons(trial.user_attrs.get("info", {})),
+                                 finished_trials(st.study), st.budget, st.errors[-3:])
     # Negative-transfer gaps against target_only (paired over validation samples, seeds pooled).
     ref = preds.get("target_only")
     for name, row in rows.items():
