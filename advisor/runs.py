@@ -58,6 +58,17 @@ def heartbeat_settings() -> tuple[int, int]:
     return max(1, min(10, grace // 3)), grace
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (signal 0 probes without sending)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
 def is_rdb_url(storage: str) -> bool:
     return "://" in storage
 

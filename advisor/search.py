@@ -19,7 +19,7 @@ from typing import Any
 
 from advisor.contracts import FitResult, Strategy, TransferTask
 from advisor.errors import AdvisorError
-from advisor.runs import worker_host, worker_id
+from advisor.runs import pid_alive, worker_host, worker_id
 
 #: Default finished trials per strategy: sized so ``advisor recommend --demo`` meets its
 #: 3-minute target on a 2-core CPU (see BENCHMARKS.md).
@@ -83,16 +83,6 @@ def running_trials(study: Any) -> list[Any]:
     return study.get_trials(deepcopy=False, states=(running,))
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def reap_dead_trials(study: Any) -> int:
     """Mark failed the RUNNING trials whose worker is provably dead (same host, pid gone).
 
@@ -112,7 +102,7 @@ def reap_dead_trials(study: Any) -> int:
     for t in running_trials(study):
         worker = str(t.user_attrs.get("worker", ""))
         w_host, _, w_pid = worker.rpartition(":")
-        if w_host == host and w_pid.isdigit() and int(w_pid) != os.getpid() and not _pid_alive(int(w_pid)):
+        if w_host == host and w_pid.isdigit() and int(w_pid) != os.getpid() and not pid_alive(int(w_pid)):
             storage.set_trial_user_attr(t._trial_id, "error", f"worker {worker} died")
             try:
                 if not storage.set_trial_state_values(t._trial_id, state=fail):

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from advisor.runs import CONFIG_NAME, JOURNAL_NAME
+from advisor.runs import CONFIG_NAME, JOURNAL_NAME, pid_alive
 
 PROCESS_FILE = "ui-process.json"
 STDOUT_FILE = "ui-stdout.json"
@@ -143,16 +143,6 @@ def export_command(run_dir: Path) -> list[str]:
     return cmd
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _last_error(run_dir: Path) -> str:
     """The last error line the CLI wrote to stderr (one line)."""
     log = run_dir / LOG_FILE
@@ -186,7 +176,7 @@ def run_status(run_dir: Path) -> RunStatus:
     pfile = run_dir / PROCESS_FILE
     if pfile.exists():
         pid = int(json.loads(pfile.read_text())["pid"])
-        if _pid_alive(pid):
+        if pid_alive(pid):
             return RunStatus("running", None, "")
         if (run_dir / "report.json").exists() and (run_dir / STDOUT_FILE).exists() \
                 and (run_dir / STDOUT_FILE).stat().st_size > 0:
@@ -213,7 +203,7 @@ def cancel_run(run_dir: Path, wait_s: float = 10.0) -> bool:
             rc = proc.poll()
             if rc is not None:
                 break
-        elif not _pid_alive(pid):
+        elif not pid_alive(pid):
             break
         time.sleep(0.1)
     else:
