@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
                [time_cli(demo) for _ in range(args.runs)], FULL_TARGET_S),
     ]
     print("Cold cache: fresh TRANSFER_ADVISOR_CACHE and --run-dir per run (source model pretrained each time); "
-          "subprocess wall-clock incl. Python start-up.")
+          "subprocess wall-clock incl. Python start-up.\n")
     print("| what | command | runs | median s | min / max s | target |")
     print("|---|---|---|---|---|---|")
     for t in timings:
