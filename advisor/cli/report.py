@@ -18,9 +18,11 @@ from advisor.cli.common import print_json
 @click.option("--device", default="auto", show_default=True, help="With --storage: auto, cpu or cuda[:i].")
 @click.option("--threads", type=int, default=None, help="With --storage: torch threads in this process.")
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON report on stdout.")
+@click.option("--export", default=None, metavar="FILE",
+              help="Export the recommended model of a finished run (retrained on train+val here, no new trials).")
 @click.pass_context
 def report(ctx: click.Context, run_dir: str | None, storage: str | None, run_name: str | None, device: str,
-           threads: int | None, as_json: bool) -> None:
+           threads: int | None, as_json: bool, export: str | None) -> None:
     """Print the report of an existing run (no search trials).
 
     RUN_DIR prints the saved report. --storage URL --run NAME recomputes it on this machine from the
@@ -32,6 +34,8 @@ def report(ctx: click.Context, run_dir: str | None, storage: str | None, run_nam
     from advisor.runreport import load_run_report
 
     console = make_console(stderr=as_json)
+    if export and storage is None and run_name is None:
+        storage, run_name = _run_storage(run_dir)
     if storage is not None or run_name is not None:
         if not (storage and run_name):
             raise InputError("give both --storage URL and --run NAME")
@@ -47,6 +51,11 @@ def report(ctx: click.Context, run_dir: str | None, storage: str | None, run_nam
 
         doc = report_from_storage(storage, run_name, device=device, threads=threads, run_dir=run_dir,
                                   registry=registry(ctx), on_event=on_event)
+        if export:
+            from advisor.export import export_recommendation
+
+            doc["export"] = str(export_recommendation(doc, export))
+            console.print(f"exported the recommended model to {doc['export']}")
         if as_json:
             print_json(public(doc))
         else:
@@ -61,3 +70,22 @@ def report(ctx: click.Context, run_dir: str | None, storage: str | None, run_nam
         print_json(doc)
     else:
         print_report(doc, console)
+
+
+def _run_storage(run_dir: str | None) -> tuple[str, str]:
+    """The storage and run name recorded in a run directory's config (for --export)."""
+    from advisor.errors import InputError
+    from advisor.runs import CONFIG_NAME, JOURNAL_NAME, read_json
+
+    if not run_dir:
+        raise InputError("--export needs a run directory or --storage URL --run NAME")
+    config = Path(run_dir) / CONFIG_NAME
+    if not config.exists():
+        raise InputError(f"{run_dir} is not a run directory (no {CONFIG_NAME})")
+    cfg = read_json(config)
+    storage = str(cfg.get("storage", ""))
+    if "***" in storage:
+        raise InputError("this run's storage is a database with a password; give --storage URL --run NAME")
+    if "://" not in storage and not Path(storage).exists():
+        storage = str(Path(run_dir) / JOURNAL_NAME)
+    return storage, str(cfg["run"])

@@ -116,3 +116,18 @@ def test_wrong_input_kind_and_not_a_run(exported, tmp_path):
     assert out.returncode == 2 and "model takes images" in out.stderr
     out = advisor("report", str(tmp_path), check=False)
     assert out.returncode == 2 and "not a run directory" in out.stderr
+
+
+def test_report_exports_a_finished_run_identically(exported, tmp_path):
+    root, run_dir, doc = exported
+    journal = run_dir / "optuna.journal"
+    before = journal.read_bytes()
+    out = advisor("report", str(run_dir), "--export", str(tmp_path / "again.pt"), "--json")
+    again = json.loads(out.stdout)
+    assert again["recommendation"]["strategy"] == doc["recommendation"]["strategy"]
+    assert journal.read_bytes() == before  # no new trials
+    import torch
+
+    a = torch.load(root / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "again.pt", weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # same seeds, same model

@@ -46,10 +46,11 @@ class HeadOnly:
         return {"lr": trial.suggest_float("lr", 1e-3, 1e-1, log=True)}
 
     def fit(self, task: Any, params: dict[str, Any], report: Any) -> Any:
-        from advisor.training import TrainConfig, train
+        from advisor.training import config_from_params, train
 
-        config = TrainConfig(freeze=task.depth, lr=params["lr"], epochs=params.get("epochs", task.max_epochs))
-        return train(task, config, report)
+        model = task.backbone.with_new_head(task.num_classes, seed=task.seed)
+        config = config_from_params(task, {**params, "freeze": task.depth}, self.name)
+        return train(task, model, config, report)
 
     def risks(self, signals: dict[str, MetricResult], task: Any) -> list:
         return []
