@@ -41,14 +41,12 @@ def make_study(storage: Any, run: str, strategy: Strategy, task: TransferTask, s
     # Prune only after a third of the epochs: early epochs rank settings poorly (a low
     # learning rate starts slowly and often ends best).
     pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=max(3, task.max_epochs // 3))
-    study = optuna.create_study(
-        study_name=study_name(run, strategy.name),
-        storage=storage,
-        direction="maximize",
-        sampler=sampler,
-        pruner=pruner,
-        load_if_exists=True,
-    )
+    name = study_name(run, strategy.name)
+    try:  # load first: a failed create of an existing study still writes to a journal file
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+    except KeyError:
+        study = optuna.create_study(study_name=name, storage=storage, direction="maximize", sampler=sampler,
+                                    pruner=pruner, load_if_exists=True)
     if not study.trials:
         study.set_user_attr("strategy", strategy.name)
         study.enqueue_trial(strategy.default_params(task), skip_if_exists=True)

@@ -122,7 +122,7 @@ def test_report_exports_a_finished_run_identically(exported, tmp_path):
     root, run_dir, doc = exported
     journal = run_dir / "optuna.journal"
     before = journal.read_bytes()
-    out = advisor("report", str(run_dir), "--export", str(tmp_path / "again.pt"), "--json")
+    out = advisor("report", str(run_dir), "--export", str(tmp_path / "again.pt"), "--threads", "1", "--json")
     again = json.loads(out.stdout)
     assert again["recommendation"]["strategy"] == doc["recommendation"]["strategy"]
     assert journal.read_bytes() == before  # no new trials
