@@ -171,3 +171,17 @@ def test_digits_conflict_flags_source_label_strategies(tmp_path):
 def test_digits_distant_gives_little_or_nothing(tmp_path):
     doc = _run(tmp_path, "digits-distant")
     assert doc["recommendation"]["verdict_code"] in ("no_gain", "transfer_hurts"), doc["recommendation"]["verdict"]
+
+
+@pytest.mark.slow
+def test_timeout_caps_one_invocation_and_a_rerun_finishes(tmp_path):
+    opts = dict(strategies="finetune", trials=3, max_epochs=6, run_dir=str(tmp_path), n_seeds=1)
+    first = recommend(InputRequest(demo="digits-shift"), RecommendOptions(timeout=0.01, **opts), REG)
+    assert first["complete"] is False
+    assert sum(r["trials"] for r in first["strategies"]) < 3 * len(first["strategies"])
+    from advisor.runreport import load_run_report
+
+    assert load_run_report(tmp_path)["unfinished"]
+    second = recommend(InputRequest(demo="digits-shift"), RecommendOptions(**opts), REG)
+    assert second["complete"] is True and all(r["trials"] == 3 for r in second["strategies"])
+    assert second["recommendation"] is not None
