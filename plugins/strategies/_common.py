@@ -60,6 +60,12 @@ def source_for_target(source: Domain, target_classes: tuple[str, ...]) -> tuple[
     return relabelled, 0
 
 
+def source_info(source: Domain, source_head: int) -> dict[str, Any]:
+    """What a fit reports about its source term (rows used, shared or separate head)."""
+    return {"source_rows": len(source),
+            "source_head": "separate" if source_head else "shared (matching class names)"}
+
+
 def value(signals: dict[str, MetricResult], name: str) -> float | None:
     """A signal's value, or ``None`` when it is missing or not finite."""
     res = signals.get(name)

@@ -17,6 +17,7 @@ from advisor_plugins.strategies._common import (
     base_params,
     conflicting_labels_risk,
     source_for_target,
+    source_info,
     suggest_base,
     value,
 )
@@ -89,8 +90,7 @@ class FeatureAlignment:
             source_loss_weight=float(params.get("source_weight", 1.0)), source_head_classes=source_head,
             unlabeled=task.target_unlabeled,
             extra_loss=alignment_loss(str(params.get("loss", "mmd")), float(params["lam"])),
-            info={"alignment": params.get("loss", "mmd"), "source_rows": len(source),
-                  "source_head": "separate" if source_head else "shared (matching class names)"},
+            info={"alignment": params.get("loss", "mmd"), **source_info(source, source_head)},
         )
         return train(task, model, cfg, report)
 
