@@ -1,12 +1,41 @@
 """Transfer Advisor: which transfer strategy to use, with which settings, and proof.
 
-The public API is imported lazily so that ``import advisor`` (and ``advisor --help``)
-stays instant: torch loads only when training or features are needed.
+The public Python API, imported lazily so that ``import advisor`` (and ``advisor --help``)
+stays instant; torch loads only when training or features are needed::
+
+    import advisor
+
+    doc = advisor.recommend(advisor.InputRequest(demo="digits-shift"), advisor.RecommendOptions(trials=4))
+    model = advisor.load_export("model.pt")
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from advisor.hookspecs import hookimpl
 
 __version__ = "0.1.0"
-__all__ = ["hookimpl", "__version__"]
+
+#: Public name -> "module:attribute", resolved on first use.
+_API = {
+    "recommend": "advisor.pipeline:recommend",
+    "RecommendOptions": "advisor.pipeline:RecommendOptions",
+    "InputRequest": "advisor.inputs:InputRequest",
+    "resolve_inputs": "advisor.inputs:resolve_inputs",
+    "load_export": "advisor.export:load_export",
+    "predict_path": "advisor.predict:predict_path",
+    "get_registry": "advisor.registry:get_registry",
+}
+__all__ = ["hookimpl", "__version__", *_API]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _API:
+        raise AttributeError(f"module 'advisor' has no attribute {name!r}")
+    import importlib
+
+    module, attr = _API[name].split(":")
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value

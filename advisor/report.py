@@ -1,4 +1,4 @@
-"""One place renders a report document (from ``advisor.recommend``) as text, Markdown or JSON.
+"""One place renders a report document (from ``advisor.pipeline``) as text, Markdown or JSON.
 
 Private keys (starting with ``_``, such as trained models kept for export) never leave here.
 """

@@ -38,7 +38,7 @@ def report_from_storage(storage: str, run: str, device: str = "auto", threads: i
     """
     import optuna
 
-    from advisor.recommend import RecommendOptions, recommend
+    from advisor.pipeline import RecommendOptions, recommend
     from advisor.runs import mask_url, open_storage
     from advisor.search import finished_trials, get_budget, study_name
     from advisor.taskstore import open_task_store

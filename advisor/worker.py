@@ -67,7 +67,7 @@ def run_worker(
     """Work on ``run`` in ``storage`` until every budget is spent; see the module docstring."""
     from advisor.device import resolve_device, set_threads
     from advisor.features import FeatureCache
-    from advisor.recommend import build_task
+    from advisor.pipeline import build_task
     from advisor.search import SearchState, finished_trials, get_budget, make_study, run_search
 
     emit = on_event or (lambda kind, payload: None)

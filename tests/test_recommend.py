@@ -15,7 +15,7 @@ import pytest
 
 from advisor.errors import InputError
 from advisor.inputs import InputRequest
-from advisor.recommend import RecommendOptions, recommend
+from advisor.pipeline import RecommendOptions, recommend
 from advisor.registry import build_registry
 from advisor.runs import open_storage
 
@@ -185,3 +185,12 @@ def test_timeout_caps_one_invocation_and_a_rerun_finishes(tmp_path):
     second = recommend(InputRequest(demo="digits-shift"), RecommendOptions(**opts), REG)
     assert second["complete"] is True and all(r["trials"] == 3 for r in second["strategies"])
     assert second["recommendation"] is not None
+
+
+def test_package_level_api_is_lazy_and_callable():
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys, advisor; assert 'torch' not in sys.modules; "
+         "f = advisor.recommend; import advisor.pipeline as p; assert f is p.recommend; "
+         "assert advisor.InputRequest is __import__('advisor.inputs').inputs.InputRequest; print('ok')"],
+        capture_output=True, text=True, timeout=120)
+    assert probe.stdout.strip() == "ok", probe.stderr

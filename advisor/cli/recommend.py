@@ -35,8 +35,8 @@ def recommend(ctx: click.Context, as_json: bool, **kw: Any) -> None:
 
     from advisor.errors import InputError
     from advisor.inputs import InputRequest
-    from advisor.recommend import RecommendOptions
-    from advisor.recommend import recommend as run_recommend
+    from advisor.pipeline import RecommendOptions
+    from advisor.pipeline import recommend as run_recommend
     from advisor.report import print_advice, print_report
 
     if kw["demo"] is None and kw["target"] is None:
