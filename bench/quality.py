@@ -381,7 +381,7 @@ def evaluate(spec: ScenarioSpec, registry: Any, out: Path, quick: bool, log: Any
     from advisor.contracts import TransferTask
     from advisor.features import FeatureCache
     from advisor.inputs import InputRequest, resolve_inputs
-    from advisor.recommend import RecommendOptions, recommend
+    from advisor.pipeline import RecommendOptions, recommend
 
     request = InputRequest(demo=spec.advisor_name, seed=spec.seed)
     t0 = time.time()
