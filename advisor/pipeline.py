@@ -500,5 +500,5 @@ def finalize(task: TransferTask, inputs: ResolvedInputs, states: list[SearchStat
         "risk": chosen_row.risk,
         "reasons": chosen_row.reasons,
     }
-    result["_internal"] = {"models": models, "test_pred": test_pred, "classes": task.classes}
+    result["_internal"] = {"models": models, "classes": task.classes}  # for --export
     return result

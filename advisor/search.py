@@ -14,7 +14,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from advisor.contracts import FitResult, Strategy, TransferTask
@@ -240,8 +240,7 @@ def run_search(
             reap_dead_trials(state.study)
             if finished_trials(state.study) + len(running_trials(state.study)) >= state.budget:
                 continue  # other workers hold the remaining slots
-            strategy_task = replace(task)
-            objective = Objective(state.strategy, strategy_task, state.budget)
+            objective = Objective(state.strategy, task, state.budget)
             ran: list[Any] = []
             state.study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False,
                                  callbacks=[lambda _study, frozen, ran=ran: ran.append(frozen)])
