@@ -55,8 +55,17 @@ class Standardize(nn.Module):
         self.register_buffer("std", torch.ones(dim))
 
     def set_stats(self, x: torch.Tensor) -> None:
-        self.mean.copy_(x.mean(0))
-        self.std.copy_(x.std(0).clamp_min(1e-6))
+        """Column means and standard deviations of ``x``; a constant column keeps scale 1.
+
+        A column that is constant in a small sample (common in sparse tables such as SURF
+        histograms with a few dozen rows) would otherwise be divided by ~0 and blow up every
+        later row that differs there.
+        """
+        mean = x.mean(0)
+        std = x.std(0) if len(x) > 1 else torch.zeros_like(mean)
+        constant = std <= 1e-6 * (1.0 + mean.abs())
+        self.mean.copy_(mean)
+        self.std.copy_(torch.where(constant, torch.ones_like(std), std))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
