@@ -10,12 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from advisor.contracts import MetricInputs, MetricResult, Needs
+from advisor.neighbours import KNN_K, knn_loo_accuracy
 
 from .base import BaseMetric, one_hot, remap_labels
 
 HSCORE_SHRINK_RATIO = 10  # Ledoit-Wolf shrinkage unless N >= 10 D
-KNN_K = 5
-KNN_ROW_CHUNK = 1024
 
 
 def _entropy(p: np.ndarray) -> float:
@@ -188,27 +187,3 @@ class KNN(BaseMetric):
         text = (f"Nearest neighbours in these features get {acc:.0%} of target labels right "
                 f"(majority-class rate {chance:.0%}).")
         return MetricResult(acc, True, text, details={"k": min(KNN_K, len(y) - 1), "majority_rate": chance})
-
-
-def knn_loo_accuracy(f: np.ndarray, y: np.ndarray, c: int, k: int) -> float:
-    """Leave-one-out k-NN accuracy, distances computed in row chunks (no per-sample loop)."""
-    n = len(f)
-    k = min(k, n - 1)
-    norms = (f * f).sum(1)
-    hits = 0
-    for start in range(0, n, KNN_ROW_CHUNK):
-        rows = np.arange(start, min(start + KNN_ROW_CHUNK, n))
-        d2 = norms[rows, None] + norms[None, :] - 2.0 * f[rows] @ f.T
-        d2[np.arange(len(rows)), rows] = np.inf  # leave the row itself out
-        nn = np.argpartition(d2, k - 1, axis=1)[:, :k]
-        order = np.take_along_axis(d2, nn, 1).argsort(1, kind="stable")
-        nn = np.take_along_axis(nn, order, 1)  # k neighbours, nearest first
-        labels = y[nn]  # rows x k
-        votes = np.zeros((len(rows), c))
-        np.add.at(votes, (np.repeat(np.arange(len(rows)), k), labels.ravel()), 1.0)
-        first = np.full((len(rows), c), k, dtype=float)  # rank of each class's nearest neighbour
-        np.minimum.at(first, (np.repeat(np.arange(len(rows)), k), labels.ravel()),
-                      np.tile(np.arange(k, dtype=float), len(rows)))
-        pred = (votes * (k + 1) - first).argmax(1)
-        hits += int((pred == y[rows]).sum())
-    return hits / n
