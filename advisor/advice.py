@@ -1,16 +1,22 @@
 """Quick advice: signals + target size + applicability -> a prior ranking and risks.
 
 Cheap, deterministic and explainable: no training. The prior score of a strategy is a
-weighted sum of three pieces of evidence, each in [0, 1]:
+weighted sum of four pieces of evidence, each in [0, 1]:
 
 - ``feature_quality``: how well the source model's frozen features separate the target
-  classes, ``(knn - chance) / (1 - chance)`` from the cross-validated k-NN accuracy;
+  classes, ``(knn - chance) / (1 - chance)`` from the leave-one-out k-NN accuracy;
+- ``raw_quality``: the same on the raw target inputs (standardised): how far the target alone
+  gets without any source knowledge. Transfer pays where the first clearly beats the second;
 - ``similarity``: ``1 - PAD / 2`` (proxy A-distance between source and target features);
 - ``scarcity``: ``1 / (1 + n_per_class / 20)``: the fewer target labels, the more any
   transfer matters.
 
 with per-family weights (``WEIGHTS``), minus a penalty per risk level (medium 0.15,
-high 0.4). Missing signals count as 0.5 (no evidence either way).
+high 0.4). Missing signals count as 0.5 (no evidence either way). The weights were set by hand
+from the first quality-harness runs (``bench/quality.py``; figures in BENCHMARKS.md): a linear
+probe is only as good as the frozen features, so it loses where the raw inputs separate the
+classes as well; the fine-tuning families start from the source but can still learn what the
+raw inputs offer; ``target_only`` rests on the raw inputs alone.
 """
 
 from __future__ import annotations
@@ -23,15 +29,15 @@ from advisor.contracts import MetricResult, Risk, Strategy, TransferTask
 
 LEVELS = ("low", "medium", "high")
 PENALTY = {"low": 0.0, "medium": 0.15, "high": 0.4}
-#: (feature_quality, similarity, scarcity, constant) weights per strategy family.
+#: (feature_quality, similarity, scarcity, constant, raw_quality) weights per strategy family.
 WEIGHTS = {
-    "baseline:target_only": (0.0, 0.0, -0.5, 0.5),
-    "baseline:linear_probe": (0.8, 0.0, 0.2, 0.0),
-    "baseline:finetune": (0.6, 0.1, 0.3, 0.05),
-    "model": (0.6, 0.15, 0.3, 0.05),
-    "progressive": (0.6, 0.1, 0.3, 0.05),
-    "instance": (0.4, 0.35, 0.3, 0.0),
-    "feature": (0.4, 0.3, 0.3, 0.0),
+    "baseline:target_only": (0.0, 0.0, 0.0, 0.15, 0.7),
+    "baseline:linear_probe": (0.9, 0.0, 0.0, 0.0, -0.3),
+    "baseline:finetune": (0.5, 0.1, 0.1, 0.1, 0.2),
+    "model": (0.5, 0.15, 0.1, 0.1, 0.2),
+    "progressive": (0.5, 0.1, 0.1, 0.12, 0.2),
+    "instance": (0.4, 0.3, 0.1, 0.05, 0.1),
+    "feature": (0.4, 0.3, 0.1, 0.03, 0.1),
 }
 # Thresholds for the signature of conflicting label semantics: the source's predictions
 # determine the target label well (label predictability from NCE) but are mostly wrong.
@@ -76,6 +82,11 @@ def evidence(signals: dict[str, MetricResult], task: TransferTask) -> dict[str, 
     ev: dict[str, float] = {}
     knn = _value(signals, "knn")
     ev["feature_quality"] = 0.5 if knn is None else min(1.0, max(0.0, (knn - chance) / (1 - chance)))
+    from advisor.neighbours import raw_knn_accuracy
+
+    labelled = task.target_train if task.target_val is None else task.target_train.concat(task.target_val)
+    raw = raw_knn_accuracy(labelled, seed=task.seed)
+    ev["raw_quality"] = 0.5 if raw is None else min(1.0, max(0.0, (raw - chance) / (1 - chance)))
     pad = _value(signals, "pad")
     ev["similarity"] = 0.5 if pad is None else min(1.0, max(0.0, 1 - pad / 2))
     n_pc = len(task.target_train) / c
@@ -103,9 +114,10 @@ def general_risks(strategy: Strategy, ev: dict[str, float], task: TransferTask) 
     """Risks the core sees for any strategy, from the evidence (strategy plugins add theirs)."""
     risks: list[Risk] = []
     if strategy.family == "baseline" and strategy.name == "target_only":
-        if ev["labels_per_class"] < 5:
+        if ev["labels_per_class"] < 5 and ev["raw_quality"] < 0.5:
             risks.append(Risk("medium", f"only {ev['labels_per_class']:.1f} labelled target samples per "
-                                        "class to train from scratch"))
+                                        f"class to train from scratch, and the raw inputs separate the classes "
+                                        f"poorly (k-NN quality {ev['raw_quality']:.2f})"))
         return risks
     uses_source_labels = bool(getattr(strategy.needs, "source_data", False))
     if uses_source_labels and conflicting_labels(ev):
@@ -128,8 +140,9 @@ def worst(levels: list[str]) -> str:
 
 def prior_score(strategy: Strategy, ev: dict[str, float], risk: str) -> float:
     key = f"baseline:{strategy.name}" if strategy.family == "baseline" else strategy.family
-    wq, ws, wn, w0 = WEIGHTS.get(key, WEIGHTS["baseline:finetune"])
-    raw = wq * ev["feature_quality"] + ws * ev["similarity"] + wn * ev["scarcity"] + w0
+    wq, ws, wn, w0, wr = WEIGHTS.get(key, WEIGHTS["baseline:finetune"])
+    raw = (wq * ev["feature_quality"] + ws * ev["similarity"] + wn * ev["scarcity"] + w0
+           + wr * ev.get("raw_quality", 0.5))
     return round(raw - PENALTY[risk], 4)
 
 

@@ -1,0 +1,50 @@
+"""Quick advice: the raw-input evidence moves target_only and the linear probe the right way."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from advisor.advice import quick_advice
+from advisor.contracts import MetricResult, TransferTask
+from advisor.models import ModelSpec, build
+from advisor.registry import build_registry
+
+
+def _task(signal: float) -> TransferTask:
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 6)
+    X = (rng.normal(size=(len(y), 16)) + signal * np.eye(16)[y]).astype(np.float32)
+    from advisor.domain import Domain
+
+    d = Domain("t", X, y, ("a", "b", "c", "d"), "features")
+    backbone = build(ModelSpec("mlp", "features", (16,)), 4, seed=0)
+    return TransferTask(source=None, target_train=d.subset(np.arange(0, 24, 2), "train"),
+                        target_val=d.subset(np.arange(1, 24, 2), "val"), backbone=backbone)
+
+
+@pytest.fixture(scope="module")
+def strategies():
+    reg = build_registry(load_entry_points=True)
+    return [s for s in reg.select_strategies(None) if s.name in ("target_only", "linear_probe", "finetune")]
+
+
+def _order(strategies, task: TransferTask, knn: float) -> list[str]:
+    signals = {"knn": MetricResult(knn, True, ""), "pad": MetricResult(1.0, False, "")}
+    advice = quick_advice(strategies, signals, task)
+    assert advice.evidence["raw_quality"] == pytest.approx(advice.evidence["raw_quality"])
+    return [r.strategy for r in advice.ranking]
+
+
+def test_separable_raw_inputs_put_target_only_above_a_mediocre_probe(strategies) -> None:
+    order = _order(strategies, _task(signal=8.0), knn=0.6)
+    assert order.index("target_only") < order.index("linear_probe")
+
+
+def test_excellent_features_and_poor_raw_inputs_favour_transfer(strategies) -> None:
+    task = _task(signal=0.0)
+    order = _order(strategies, task, knn=1.0)
+    assert order[-1] == "target_only"
+    row = next(r for r in quick_advice(strategies, {"knn": MetricResult(1.0, True, "")}, task).ranking
+               if r.strategy == "target_only")
+    assert row.risk == "medium" and "raw inputs separate the classes poorly" in row.reasons[0]
