@@ -16,6 +16,7 @@ from bench.quality import (
     ScenarioResult,
     fixed_splits,
     freeze_grid,
+    grid_points,
     kendall_tau,
     l1_zscore,
     load_specs,
@@ -96,6 +97,33 @@ def test_kendall_tau_and_freeze_grid() -> None:
     assert freeze_grid("l2sp", 3, quick=True) == [0, 1]
     assert freeze_grid("linear_probe", 3, quick=False) == [3]
     assert freeze_grid("target_only", 3, quick=False) == [0]
+
+
+def test_grid_points_cover_lr_knob_and_freeze() -> None:
+    from advisor.contracts import TransferTask
+    from advisor.models import ModelSpec, build
+    from advisor.registry import build_registry
+
+    reg = build_registry(load_entry_points=True)
+    d = _domain([6, 6, 6])
+    task = TransferTask(source=d, target_train=d, target_val=d, backbone=build(ModelSpec("cnn", "images", (1, 8, 8)),
+                                                                                3, seed=0))
+    points = grid_points(reg.strategy("importance_weighting"), task, quick=False)
+    assert len(points) == 3 * 3 * 3  # lr x lam x freeze {0, 1, 2}
+    assert {p["lr"] for p in points} == {3.33e-4, 1e-3, 3e-3}
+    assert {p["lam"] for p in points} == {0.1, 1.0, 10.0} and {p["freeze"] for p in points} == {0, 1, 2}
+    assert len(grid_points(reg.strategy("importance_weighting"), task, quick=True)) == 3 * 3 * 2
+    only_lr = grid_points(reg.strategy("target_only"), task, quick=False)
+    assert len(only_lr) == 3 and {p["freeze"] for p in only_lr} == {0}
+
+
+def test_oracle_size_key(tmp_path: Path) -> None:
+    f = tmp_path / "s.toml"
+    f.write_text('[[scenario]]\ndemo = "digits-shift"\noracle = "quick"\n')
+    assert load_specs(f)[0].oracle == "quick"
+    f.write_text('[[scenario]]\ndemo = "digits-shift"\noracle = "huge"\n')
+    with pytest.raises(InputError, match="oracle must be one of"):
+        load_specs(f)
 
 
 def test_verdict_rule() -> None:
