@@ -174,6 +174,7 @@ def test_summary_and_markdown() -> None:
     s = summarize([res, failed])
     got = (s["ran"], s["mean_regret_points"], s["verdict_agreement"], s["at_or_above_best_floor"])
     assert got == (1, 2.0, 1.0, 1.0)
+    assert s["oracle_at_or_above_best_floor"] == 1.0  # 0.82 >= 0.75
     md = markdown([res, failed], s, quick=True)
     assert "| s |" in md and "mug" in md and "≤ 1.5" in md
 
