@@ -352,6 +352,19 @@ def _seed_predictions(strategy: Any, task: TransferTask, params: dict[str, Any],
     return np.stack(preds)
 
 
+def best_transfer(candidates: list[StrategyRow], prior_order: list[str], n_val: int) -> StrategyRow:
+    """B, the transfer strategy the verdict tests: the best validation score, ties to the prior.
+
+    Scores less than one validation sample apart (``1 / n_val``: a single flipped prediction)
+    are not evidence, so such strategies are tied and the one the quick advice ranked higher
+    wins (not the alphabet).
+    """
+    top = max(r.val_score or 0.0 for r in candidates)
+    tied = [r for r in candidates if (r.val_score or 0.0) > top - 1.0 / max(n_val, 1) + 1e-12]
+    rank = {name: i for i, name in enumerate(prior_order)}
+    return min(tied, key=lambda r: (rank.get(r.strategy, len(rank)), -(r.val_score or 0.0), r.strategy))
+
+
 #: Below this fraction of the source rows, importance weights rest on too few samples.
 LOW_ESS_FRACTION = 0.1
 
@@ -439,7 +452,7 @@ def finalize(task: TransferTask, inputs: ResolvedInputs, states: list[SearchStat
         result["verdict_missing"] = ("no verdict: target_only or every transfer strategy has no completed "
                                      "trial yet")
         return result
-    b = candidates[0]
+    b = best_transfer(candidates, [r.strategy for r in advice.ranking], len(y_val))
     emit("final", {"strategy": b.strategy})
     test = inputs.splits.test
     full = replace(task, target_train=task.target_train.concat(task.target_val, name="target/train+val"),

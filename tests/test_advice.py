@@ -48,3 +48,16 @@ def test_excellent_features_and_poor_raw_inputs_favour_transfer(strategies) -> N
     row = next(r for r in quick_advice(strategies, {"knn": MetricResult(1.0, True, "")}, task).ranking
                if r.strategy == "target_only")
     assert row.risk == "medium" and "raw inputs separate the classes poorly" in row.reasons[0]
+
+
+def test_best_transfer_breaks_validation_ties_by_the_prior() -> None:
+    from advisor.pipeline import StrategyRow, best_transfer
+
+    def row(name: str, val: float) -> StrategyRow:
+        return StrategyRow(name, "x", "complete", {}, val, val, None, None, None, False, "low", [], 6, 6, [])
+
+    rows = [row("l2sp", 0.570), row("progressive_unfreezing", 0.566), row("finetune", 0.40)]
+    prior = ["finetune", "progressive_unfreezing", "l2sp"]
+    assert best_transfer(rows, prior, n_val=100).strategy == "progressive_unfreezing"  # 0.004 < 1/100: tied
+    assert best_transfer(rows, prior, n_val=1000).strategy == "l2sp"  # 0.004 > 1/1000: l2sp is better
+    assert best_transfer([row("a", 0.5), row("b", 0.5)], [], n_val=10).strategy == "a"  # no prior: by name
