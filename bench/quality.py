@@ -556,9 +556,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {registry.failures}", file=sys.stderr)
         return 1
     results: list[ScenarioResult] = []
+    measured = time.strftime("%Y-%m-%d %H:%M")
     if args.from_results:
-        results = [ScenarioResult(**json.loads((out / f"{s.name}.json").read_text()))
-                   for s in specs if (out / f"{s.name}.json").exists()]
+        files = [out / f"{s.name}.json" for s in specs if (out / f"{s.name}.json").exists()]
+        results = [ScenarioResult(**json.loads(f.read_text())) for f in files]
+        if files:  # when the scenarios were measured, not when the tables were rebuilt
+            stamps = sorted(time.strftime("%Y-%m-%d %H:%M", time.localtime(f.stat().st_mtime)) for f in files)
+            measured = stamps[0] if stamps[0] == stamps[-1] else f"{stamps[0]} to {stamps[-1]}"
         specs = []
     for spec in specs:
         try:
@@ -572,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarize(results)
     doc = {"scenarios_file": args.scenarios, "quick": args.quick, "summary": summary, "argv": sys.argv[1:],
            "results": [asdict(r) for r in results], "machine": machine(),
-           "date": time.strftime("%Y-%m-%d %H:%M")}
+           "date": measured}
     (out / "quality.json").write_text(json.dumps(doc, indent=1, default=str))
     md = markdown(results, summary, args.quick)
     (out / "quality.md").write_text(md)
