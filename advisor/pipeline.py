@@ -337,6 +337,37 @@ def _best_trial(study: Any) -> Any | None:
     return max(done, key=lambda t: (t.value, -t.number))
 
 
+#: How many of the reference baseline's best trials are re-run with every seed before one is kept.
+REFERENCE_CANDIDATES = 3
+REFERENCE = "target_only"
+
+
+def _select_reference(strategy: Any, task: TransferTask, study: Any, n_seeds: int,
+                      score_name: str) -> tuple[Any, np.ndarray] | None:
+    """The reference baseline's setting chosen by its mean over seeds, not by one seed's luck.
+
+    Every negative-transfer gap and the verdict compare against ``target_only``, and on a small
+    validation split its best single-seed trials are often tied within a sample or two while
+    their retrains differ by many points. So its ``REFERENCE_CANDIDATES`` best trials are each
+    repeated with every seed (cheap: it has no source term) and the best mean wins, as in
+    racing/intensification. Returns (trial, predictions per seed) or ``None`` without trials.
+    """
+    from optuna.trial import TrialState
+
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+    if not done:
+        return None
+    y_val = task.target_val.y
+    best: tuple[float, Any, np.ndarray] | None = None
+    for t in sorted(done, key=lambda t: (-t.value, t.number))[:REFERENCE_CANDIDATES]:
+        p = _seed_predictions(strategy, task, dict(t.params), t, n_seeds)
+        m = float(np.mean([score(score_name, y_val, q) for q in p]))
+        if best is None or m > best[0]:
+            best = (m, t, p)
+    assert best is not None
+    return best[1], best[2]
+
+
 def _seed_predictions(strategy: Any, task: TransferTask, params: dict[str, Any], trial: Any,
                       n_seeds: int) -> np.ndarray:
     """Validation predictions of the best setting for ``n_seeds`` seeds (the trial is seed 0)."""
@@ -392,7 +423,13 @@ def finalize(task: TransferTask, inputs: ResolvedInputs, states: list[SearchStat
     best_params: dict[str, dict[str, Any]] = {}
     for st in states:
         name = st.strategy.name
-        trial = _best_trial(st.study)
+        reference = None
+        if name == REFERENCE:
+            try:
+                reference = _select_reference(st.strategy, task, st.study, options.n_seeds, options.score)
+            except Exception:  # noqa: BLE001 - fall back to the best trial; its repeat reports the error
+                reference = None
+        trial = reference[0] if reference is not None else _best_trial(st.study)
         a = advice_rows[name]
         if trial is None:
             if st.failed or st.errors:
@@ -407,7 +444,8 @@ def finalize(task: TransferTask, inputs: ResolvedInputs, states: list[SearchStat
         best_params[name] = params
         emit("repeat", {"strategy": name})
         try:
-            preds[name] = _seed_predictions(st.strategy, task, dict(trial.params), trial, options.n_seeds)
+            preds[name] = (reference[1] if reference is not None
+                           else _seed_predictions(st.strategy, task, dict(trial.params), trial, options.n_seeds))
         except Exception as exc:
             failed[name] = f"seed repeats failed: {type(exc).__name__}: {exc}"
             preds[name] = np.asarray([trial.user_attrs["val_pred"]]) if "val_pred" in trial.user_attrs \

@@ -1,0 +1,52 @@
+"""The reference baseline's setting is chosen by its mean over seeds (advisor.pipeline)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import optuna
+
+from advisor.contracts import FitResult
+from advisor.domain import Domain
+from advisor.pipeline import _select_reference
+
+Y_VAL = np.arange(20) % 2
+
+
+@dataclass
+class _Task:
+    """Just what _select_reference reads from a TransferTask."""
+
+    target_val: Domain
+    seed: int = 0
+
+
+class _Lucky:
+    """lr=1 is right on seed 0 only; lr=2 is right on 18 of 20 samples with every seed."""
+
+    def fit(self, task, params, report):
+        good = Y_VAL.copy()
+        if params["lr"] == 1.0:
+            pred = good if task.seed == 0 else 1 - good
+        else:
+            pred = good.copy()
+            pred[:2] = 1 - pred[:2]
+        return FitResult(model=None, val_score=None, val_pred=pred)
+
+
+def test_reference_is_chosen_by_its_mean_over_seeds() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    strategy = _Lucky()
+    study = optuna.create_study(direction="maximize")
+    for lr, value in ((1.0, 1.0), (2.0, 0.9)):
+        fit = strategy.fit(_Task(Domain("v", np.zeros((20, 1), np.float32), Y_VAL, ("a", "b"), "features")),
+                           {"lr": lr}, None)
+        study.add_trial(optuna.trial.create_trial(
+            params={"lr": lr}, distributions={"lr": optuna.distributions.FloatDistribution(0.5, 3.0)},
+            value=value, user_attrs={"val_pred": fit.val_pred.tolist()}))
+    val = Domain("v", np.zeros((20, 1), np.float32), Y_VAL, ("a", "b"), "features")
+    trial, preds = _select_reference(strategy, _Task(val), study, n_seeds=3, score_name="accuracy")
+    assert trial.params["lr"] == 2.0
+    assert preds.shape == (3, 20)
+    assert _select_reference(strategy, _Task(val), optuna.create_study(), 3, "accuracy") is None
