@@ -337,6 +337,12 @@ def _best_trial(study: Any) -> Any | None:
     return max(done, key=lambda t: (t.value, -t.number))
 
 
+def trial_params(trial: Any) -> dict[str, Any]:
+    """The parameters a trial's fit used (suggested and fixed ones, e.g. the batch size)."""
+    stored = trial.user_attrs.get("params")
+    return {**stored, **trial.params} if isinstance(stored, dict) else dict(trial.params)
+
+
 #: How many of the reference baseline's best trials are re-run with every seed before one is kept.
 REFERENCE_CANDIDATES = 3
 REFERENCE = "target_only"
@@ -360,7 +366,7 @@ def _select_reference(strategy: Any, task: TransferTask, study: Any, n_seeds: in
     y_val = task.target_val.y
     best: tuple[float, Any, np.ndarray] | None = None
     for t in sorted(done, key=lambda t: (-t.value, t.number))[:REFERENCE_CANDIDATES]:
-        p = _seed_predictions(strategy, task, dict(t.params), t, n_seeds)
+        p = _seed_predictions(strategy, task, trial_params(t), t, n_seeds)
         m = float(np.mean([score(score_name, y_val, q) for q in p]))
         if best is None or m > best[0]:
             best = (m, t, p)
@@ -438,14 +444,14 @@ def finalize(task: TransferTask, inputs: ResolvedInputs, states: list[SearchStat
                                      None, None, None, None, None, False, a.risk, list(a.reasons),
                                      finished_trials(st.study), st.budget, st.errors[-3:])
             continue
-        params = dict(trial.params)
-        if "epochs" in trial.user_attrs:
-            params.setdefault("epochs", int(trial.user_attrs["epochs"]))
+        params = trial_params(trial)
+        if "epochs" in trial.user_attrs:  # the best epoch: what the retrain on train+val trains for
+            params["epochs"] = int(trial.user_attrs["epochs"])
         best_params[name] = params
         emit("repeat", {"strategy": name})
         try:
             preds[name] = (reference[1] if reference is not None
-                           else _seed_predictions(st.strategy, task, dict(trial.params), trial, options.n_seeds))
+                           else _seed_predictions(st.strategy, task, trial_params(trial), trial, options.n_seeds))
         except Exception as exc:
             failed[name] = f"seed repeats failed: {type(exc).__name__}: {exc}"
             preds[name] = np.asarray([trial.user_attrs["val_pred"]]) if "val_pred" in trial.user_attrs \

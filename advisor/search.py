@@ -155,6 +155,11 @@ class Objective:
         self._check_rank(trial)
         started = time.perf_counter()
         params = self.strategy.search_space(trial, self.task)
+        # Everything the fit used, not only what was suggested: the retrain on train+val must
+        # train with the same batch size (a default of the search split's size), or "epochs"
+        # would mean fewer steps there.
+        trial.set_user_attr("params", {k: v for k, v in params.items()
+                                       if isinstance(v, int | float | str | bool) or v is None})
 
         def report(epoch: int, value: float) -> None:
             trial.report(float(value), epoch)

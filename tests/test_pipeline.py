@@ -50,3 +50,14 @@ def test_reference_is_chosen_by_its_mean_over_seeds() -> None:
     assert trial.params["lr"] == 2.0
     assert preds.shape == (3, 20)
     assert _select_reference(strategy, _Task(val), optuna.create_study(), 3, "accuracy") is None
+
+
+def test_trial_params_keep_the_fixed_ones_the_fit_used() -> None:
+    from advisor.pipeline import trial_params
+
+    dist = {"lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)}
+    t = optuna.trial.create_trial(params={"lr": 1e-3}, distributions=dist, value=0.5,
+                                  user_attrs={"params": {"lr": 1e-3, "batch_size": 8, "epochs": 30}})
+    assert trial_params(t) == {"lr": 1e-3, "batch_size": 8, "epochs": 30}
+    old = optuna.trial.create_trial(params={"lr": 1e-3}, distributions=dist, value=0.5)  # runs from before
+    assert trial_params(old) == {"lr": 1e-3}
