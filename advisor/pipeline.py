@@ -328,13 +328,17 @@ def _write_reports(paths: RunPaths, doc: dict[str, Any]) -> None:
     paths.report_md.write_text(render_markdown(public))
 
 
-def _best_trial(study: Any) -> Any | None:
+def _ranked_trials(study: Any) -> list[Any]:
+    """Completed trials with a value, best first (ties: the earlier trial)."""
     from optuna.trial import TrialState
 
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
-    if not done:
-        return None
-    return max(done, key=lambda t: (t.value, -t.number))
+    return sorted(done, key=lambda t: (-t.value, t.number))
+
+
+def _best_trial(study: Any) -> Any | None:
+    ranked = _ranked_trials(study)
+    return ranked[0] if ranked else None
 
 
 def trial_params(trial: Any) -> dict[str, Any]:
@@ -358,20 +362,14 @@ def _select_reference(strategy: Any, task: TransferTask, study: Any, n_seeds: in
     repeated with every seed (cheap: it has no source term) and the best mean wins, as in
     racing/intensification. Returns (trial, predictions per seed) or ``None`` without trials.
     """
-    from optuna.trial import TrialState
-
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
-    if not done:
-        return None
     y_val = task.target_val.y
     best: tuple[float, Any, np.ndarray] | None = None
-    for t in sorted(done, key=lambda t: (-t.value, t.number))[:REFERENCE_CANDIDATES]:
+    for t in _ranked_trials(study)[:REFERENCE_CANDIDATES]:
         p = _seed_predictions(strategy, task, trial_params(t), t, n_seeds)
         m = float(np.mean([score(score_name, y_val, q) for q in p]))
         if best is None or m > best[0]:
             best = (m, t, p)
-    assert best is not None
-    return best[1], best[2]
+    return None if best is None else (best[1], best[2])
 
 
 def _seed_predictions(strategy: Any, task: TransferTask, params: dict[str, Any], trial: Any,

@@ -85,8 +85,7 @@ def previous_sections(path: Path, titles: list[str]) -> tuple[dict[str, str], st
             current = sections.setdefault(line[3:].strip(), [line])
         elif current is not None:
             current.append(line)
-    return {t: demote("\n".join(v)).replace("###" + v[0][2:], v[0], 1).rstrip() + "\n"
-            for t, v in sections.items()}, generated
+    return {t: (v[0] + "\n" + demote("\n".join(v[1:]))).rstrip() + "\n" for t, v in sections.items()}, generated
 
 
 def kept(title: str, previous: dict[str, str], generated: str) -> str | None:

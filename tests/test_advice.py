@@ -29,21 +29,22 @@ def strategies():
     return [s for s in reg.select_strategies(None) if s.name in ("target_only", "linear_probe", "finetune")]
 
 
-def _order(strategies, task: TransferTask, knn: float) -> list[str]:
+def _order(strategies, task: TransferTask, knn: float) -> tuple[list[str], float]:
     signals = {"knn": MetricResult(knn, True, ""), "pad": MetricResult(1.0, False, "")}
     advice = quick_advice(strategies, signals, task)
-    assert advice.evidence["raw_quality"] == pytest.approx(advice.evidence["raw_quality"])
-    return [r.strategy for r in advice.ranking]
+    return [r.strategy for r in advice.ranking], advice.evidence["raw_quality"]
 
 
 def test_separable_raw_inputs_put_target_only_above_a_mediocre_probe(strategies) -> None:
-    order = _order(strategies, _task(signal=8.0), knn=0.6)
+    order, raw = _order(strategies, _task(signal=8.0), knn=0.6)
+    assert raw > 0.8  # the raw inputs separate the classes
     assert order.index("target_only") < order.index("linear_probe")
 
 
 def test_excellent_features_and_poor_raw_inputs_favour_transfer(strategies) -> None:
     task = _task(signal=0.0)
-    order = _order(strategies, task, knn=1.0)
+    order, raw = _order(strategies, task, knn=1.0)
+    assert raw < 0.4  # pure noise: near chance
     assert order[-1] == "target_only"
     row = next(r for r in quick_advice(strategies, {"knn": MetricResult(1.0, True, "")}, task).ranking
                if r.strategy == "target_only")
