@@ -8,6 +8,7 @@ exit with 2 (bad usage or input) or 1 (failure); tracebacks only with ``--debug`
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 
 import click
