@@ -25,19 +25,22 @@ ROOTS = {"advisor": "advisor", "plugins": "advisor_plugins", "ui": "advisor_ui"}
 pytestmark = pytest.mark.slow
 
 
-def _source_modules() -> list[str]:
-    """Every importable module of the source tree, under its installed name."""
-    names = []
+def _source_modules() -> tuple[list[str], list[str]]:
+    """Every module of the source tree under its installed name: (importable, scripts).
+
+    Scripts (``__main__``, the Streamlit app and its pages) run the program when imported, so
+    they are only compiled.
+    """
+    names, scripts = [], []
     for folder, name in ROOTS.items():
         for path in sorted((REPO / folder).rglob("*.py")):
             rel = path.relative_to(REPO / folder).with_suffix("")
             parts = [name, *rel.parts]
             if parts[-1] == "__init__":
                 parts = parts[:-1]
-            if parts[-1] in {"__main__", "app"}:  # these run the program when imported
-                continue
-            names.append(".".join(parts))
-    return names
+            is_script = parts[-1] in {"__main__", "app"} or parts[:2] == ["advisor_ui", "views"]
+            (scripts if is_script else names).append(".".join(parts))
+    return names, scripts
 
 
 @pytest.fixture(scope="module")
@@ -104,10 +107,14 @@ def test_wheel_holds_every_source_module(wheel: Path):
 
 def test_wheel_imports_every_module_from_the_venv(fresh_venv: Path, tmp_path: Path):
     py = fresh_venv / "bin" / "python"
-    code = ("import importlib, sys, advisor\n"
+    modules, scripts = _source_modules()
+    code = ("import importlib, importlib.util, advisor\n"
             "print(advisor.__file__)\n"
-            f"for name in {_source_modules()!r}:\n"
-            "    importlib.import_module(name)\n")
+            f"for name in {modules!r}:\n"
+            "    importlib.import_module(name)\n"
+            f"for name in {scripts!r}:\n"
+            "    spec = importlib.util.find_spec(name)\n"
+            "    compile(spec.loader.get_source(name), spec.origin, 'exec')\n")
     out = subprocess.run([str(py), "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300,
                          env=_env())
     assert out.returncode == 0, out.stderr[-3000:]
