@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from advisor.hookspecs import hookimpl
+from advisor.plugin.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 
@@ -21,11 +21,11 @@ __version__ = "0.1.0"
 _API = {
     "recommend": "advisor.pipeline:recommend",
     "RecommendOptions": "advisor.pipeline:RecommendOptions",
-    "InputRequest": "advisor.inputs:InputRequest",
-    "resolve_inputs": "advisor.inputs:resolve_inputs",
-    "load_export": "advisor.export:load_export",
-    "predict_path": "advisor.predict:predict_path",
-    "get_registry": "advisor.registry:get_registry",
+    "InputRequest": "advisor.models.inputs:InputRequest",
+    "resolve_inputs": "advisor.models.inputs:resolve_inputs",
+    "load_export": "advisor.report.export:load_export",
+    "predict_path": "advisor.report.predict:predict_path",
+    "get_registry": "advisor.plugin.registry:get_registry",
 }
 __all__ = ["hookimpl", "__version__", *_API]
 

@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from advisor import __version__
-from advisor.advice import Advice, quick_advice
-from advisor.contracts import TransferTask
+from advisor.advice.quick import Advice, quick_advice
 from advisor.errors import InputError
-from advisor.inputs import InputRequest, ResolvedInputs, resolve_inputs
-from advisor.registry import Registry, get_registry
-from advisor.runs import (
+from advisor.models.inputs import InputRequest, ResolvedInputs, resolve_inputs
+from advisor.plugin.contracts import TransferTask
+from advisor.plugin.registry import Registry, get_registry
+from advisor.runs.storage import (
     DEFAULT_RUNS_DIR,
     JOURNAL_NAME,
     RunPaths,
@@ -34,18 +34,7 @@ from advisor.runs import (
     run_paths,
     write_json,
 )
-from advisor.scoring import SCORES, bootstrap_ci, paired_bootstrap_diff, score
-from advisor.search import (
-    DEFAULT_TRIALS,
-    SearchState,
-    finished_trials,
-    get_budget,
-    make_study,
-    raise_budget,
-    run_search,
-    wait_for_running,
-)
-from advisor.taskstore import (
+from advisor.runs.taskstore import (
     StoredTask,
     TaskStore,
     check_data,
@@ -55,6 +44,17 @@ from advisor.taskstore import (
     sha256,
     stored_backbone,
     with_backbone,
+)
+from advisor.search.scoring import SCORES, bootstrap_ci, paired_bootstrap_diff, score
+from advisor.search.study import (
+    DEFAULT_TRIALS,
+    SearchState,
+    finished_trials,
+    get_budget,
+    make_study,
+    raise_budget,
+    run_search,
+    wait_for_running,
 )
 
 #: Seeds of the best setting per strategy used for intervals (the search's own trial is seed 0).
@@ -243,8 +243,8 @@ def recommend(
     emit("inputs", {"lines": inputs.describe()})
     emit("run", {"dir": str(paths.dir), "storage": paths.shown_storage, "run": run_name})
 
-    from advisor.features import FeatureCache
-    from advisor.signals import compute_signals, metric_inputs
+    from advisor.features.cache import FeatureCache
+    from advisor.metrics.signals import compute_signals, metric_inputs
 
     cache = FeatureCache(paths.cache, device=device)
     task = build_task(inputs, request, options.score, options.max_epochs, cache, device)
@@ -321,7 +321,7 @@ def _notes(inputs: ResolvedInputs, score_name: str) -> list[str]:
 
 
 def _write_reports(paths: RunPaths, doc: dict[str, Any]) -> None:
-    from advisor.report import render_markdown
+    from advisor.report.render import render_markdown
 
     public = {k: v for k, v in doc.items() if not k.startswith("_")}
     write_json(paths.report_json, public)
@@ -417,7 +417,7 @@ def _fit_reasons(info: dict[str, Any]) -> list[str]:
 def finalize(task: TransferTask, inputs: ResolvedInputs, states: list[SearchState], advice: Advice,
              options: RecommendOptions, emit: Event) -> dict[str, Any]:
     """Seed repeats, negative-transfer gaps, the verdict on the test split, and the rows."""
-    from advisor.training import predict
+    from advisor.search.training import predict
 
     y_val = task.target_val.y
     advice_rows = {r.strategy: r for r in advice.ranking}

@@ -2,7 +2,7 @@
 
 ``python -m bench.bench_cache [--n 512] [--threads 1] [--models resnet18,cnn]`` prints a
 markdown table: for every freeze depth k, seconds per training epoch (no validation) through
-``advisor.training.train`` with ``use_cache=True`` and ``False``, and the speed-up; the cache
+``advisor.search.training.train`` with ``use_cache=True`` and ``False``, and the speed-up; the cache
 build time (every depth, one incremental pass) is reported separately. Inputs are random
 images: the timing does not depend on their content.
 """
@@ -15,13 +15,13 @@ import time
 import numpy as np
 import torch
 
-from advisor.backbone import Backbone, ModelSpec
-from advisor.contracts import TransferTask
+from advisor.data.domain import Domain
 from advisor.device import set_threads
-from advisor.domain import Domain
-from advisor.features import FeatureCache
-from advisor.models import build
-from advisor.training import TrainConfig, train
+from advisor.features.cache import FeatureCache
+from advisor.models.architectures import build
+from advisor.models.backbone import Backbone, ModelSpec
+from advisor.plugin.contracts import TransferTask
+from advisor.search.training import TrainConfig, train
 
 MODELS = {
     "resnet18": ModelSpec("resnet18", "images", (3, 64, 64)),

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from advisor.kernels import _mmd2_from_kernel, kernel_matrix, median_sq_distance, mmd_test
+from advisor.metrics.kernels import _mmd2_from_kernel, kernel_matrix, median_sq_distance, mmd_test
 
 
 @dataclass
@@ -117,7 +117,7 @@ def bench_logme(n: int, d: int, c: int, device: str) -> Row:
 _MEMORY_CHILD = """
 import resource, sys, time, numpy as np, torch
 torch.set_num_threads(1)
-from advisor.kernels import mmd_test
+from advisor.metrics.kernels import mmd_test
 n, d = int(sys.argv[1]), int(sys.argv[2])
 rng = np.random.default_rng(0)
 x = rng.standard_normal((n, d), dtype=np.float32)

@@ -1,7 +1,7 @@
 """Calibrate the built-in digits scenarios: does each one show the ordering it promises?
 
 For every scenario and seed it pretrains the advisor's ``cnn`` on the source exactly as
-``advisor recommend`` does (``advisor.sources.pretrain_source``), then trains, with small
+``advisor recommend`` does (``advisor.models.sources.pretrain_source``), then trains, with small
 self-contained loops (Adam, fixed steps, one CPU thread):
 
 - ``target_only``: random init, target train split only;
@@ -14,7 +14,7 @@ self-contained loops (Adam, fixed steps, one CPU thread):
 
 It prints test accuracy per seed and method, the negative-transfer gaps on the validation
 split (``NTG = acc(target_only) - acc(method)``, paired bootstrap 95% interval from
-``advisor.scoring.paired_bootstrap_diff``), and the verdict-style test gain of ``finetune``
+``advisor.search.scoring.paired_bootstrap_diff``), and the verdict-style test gain of ``finetune``
 over ``target_only`` when both are retrained on train+val (as ``advisor recommend`` does).
 
 Run from the repository root::
@@ -35,12 +35,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from advisor.backbone import Backbone, ModelSpec
-from advisor.domain import Domain
-from advisor.models import build
-from advisor.registry import build_registry
-from advisor.scoring import paired_bootstrap_diff
-from advisor.sources import DEFAULT_PRETRAIN_EPOCHS, pretrain_source
+from advisor.data.domain import Domain
+from advisor.models.architectures import build
+from advisor.models.backbone import Backbone, ModelSpec
+from advisor.models.sources import DEFAULT_PRETRAIN_EPOCHS, pretrain_source
+from advisor.plugin.registry import build_registry
+from advisor.search.scoring import paired_bootstrap_diff
 
 SPEC = ModelSpec("cnn", "images", (1, 16, 16))
 TARGET_STEPS = 150
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
                "source_zero_shot"]
     cache_dir = tempfile.mkdtemp(prefix="calibrate-scenarios-")  # fresh: always pretrain here
     epochs = args.pretrain_epochs or DEFAULT_PRETRAIN_EPOCHS["images"]
-    print(f"source model: advisor.sources.pretrain_source, {epochs} epochs")
+    print(f"source model: advisor.models.sources.pretrain_source, {epochs} epochs")
     for name in args.scenarios:
         scenario = registry.scenario(name)
         sizes = scenario.sizes

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from advisor.domain import Domain, TargetSplits
-from advisor.scoring import score
+from advisor.data.domain import Domain, TargetSplits
+from advisor.search.scoring import score
 
 
 @dataclass

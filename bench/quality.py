@@ -68,10 +68,10 @@ from typing import Any
 import numpy as np
 
 from advisor import hookimpl
-from advisor.contracts import ScenarioData, TransferTask
-from advisor.domain import Domain, TargetSplits
+from advisor.data.domain import Domain, TargetSplits
 from advisor.errors import InputError
-from advisor.scoring import paired_bootstrap_diff, score
+from advisor.plugin.contracts import ScenarioData, TransferTask
+from advisor.search.scoring import paired_bootstrap_diff, score
 
 from .floors import logistic_floors
 
@@ -176,8 +176,8 @@ def fixed_splits(target: Domain, labels_per_class: int, seed: int = 0) -> Target
 
 
 def load_file_domain(path: str, name: str, preprocess: str) -> Domain:
-    """Load one domain (``advisor.loaders.load_domain``) and apply the scenario's preprocessing."""
-    from advisor.loaders import load_domain
+    """Load one domain (``advisor.data.loaders.load_domain``) and apply the scenario's preprocessing."""
+    from advisor.data.loaders import load_domain
 
     d = load_domain(path, name=name)
     if preprocess == "l1-zscore":
@@ -306,7 +306,7 @@ def verdict(score_name: str, y: np.ndarray, pred_b: np.ndarray, pred_t: np.ndarr
 def run_oracle(task: TransferTask, strategies: list[Any], test: Domain, n_seeds: int, quick: bool,
                log: Any = print) -> OracleResult:
     """Tune every applicable strategy on the grid (see the module docstring) and score on test."""
-    from advisor.training import predict
+    from advisor.search.training import predict
 
     started = time.time()
     full = replace(task, target_train=task.target_train.concat(task.target_val, name="target/train+val"),
@@ -396,10 +396,10 @@ class ScenarioResult:
 
 def evaluate(spec: ScenarioSpec, registry: Any, out: Path, quick: bool, log: Any = print) -> ScenarioResult:
     """Advisor, oracle and floors on one scenario."""
-    from advisor.contracts import TransferTask
-    from advisor.features import FeatureCache
-    from advisor.inputs import InputRequest, resolve_inputs
+    from advisor.features.cache import FeatureCache
+    from advisor.models.inputs import InputRequest, resolve_inputs
     from advisor.pipeline import RecommendOptions, recommend
+    from advisor.plugin.contracts import TransferTask
 
     request = InputRequest(demo=spec.advisor_name, seed=spec.seed)
     t0 = time.time()
@@ -539,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from advisor.registry import build_registry
+    from advisor.plugin.registry import build_registry
 
     torch.set_num_threads(1)
     try:

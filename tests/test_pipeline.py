@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import optuna
 
-from advisor.contracts import FitResult
-from advisor.domain import Domain
+from advisor.data.domain import Domain
 from advisor.pipeline import _select_reference
+from advisor.plugin.contracts import FitResult
 
 Y_VAL = np.arange(20) % 2
 

@@ -14,10 +14,10 @@ import optuna
 import pytest
 
 from advisor.errors import InputError
-from advisor.inputs import InputRequest
+from advisor.models.inputs import InputRequest
 from advisor.pipeline import RecommendOptions, recommend
-from advisor.registry import build_registry
-from advisor.runs import open_storage
+from advisor.plugin.registry import build_registry
+from advisor.runs.storage import open_storage
 
 REG = build_registry(third_party=False)
 
@@ -61,7 +61,7 @@ def test_bad_storage_is_one_line(tmp_path):
 @pytest.mark.slow
 def test_a_raising_strategy_fails_its_trials_and_the_run_goes_on(tmp_path):
     from advisor import hookimpl
-    from advisor.contracts import Needs
+    from advisor.plugin.contracts import Needs
 
     class Broken:
         name = "broken"
@@ -186,7 +186,7 @@ def test_timeout_caps_one_invocation_and_a_rerun_finishes(tmp_path):
     first = recommend(InputRequest(demo="digits-shift"), RecommendOptions(timeout=0.01, **opts), REG)
     assert first["complete"] is False
     assert sum(r["trials"] for r in first["strategies"]) < 3 * len(first["strategies"])
-    from advisor.runreport import load_run_report
+    from advisor.runs.reopen import load_run_report
 
     assert load_run_report(tmp_path)["unfinished"]
     second = recommend(InputRequest(demo="digits-shift"), RecommendOptions(**opts), REG)
@@ -198,6 +198,6 @@ def test_package_level_api_is_lazy_and_callable():
     probe = subprocess.run(
         [sys.executable, "-c", "import sys, advisor; assert 'torch' not in sys.modules; "
          "f = advisor.recommend; import advisor.pipeline as p; assert f is p.recommend; "
-         "assert advisor.InputRequest is __import__('advisor.inputs').inputs.InputRequest; print('ok')"],
+         "assert advisor.InputRequest is __import__('advisor.models.inputs').models.inputs.InputRequest; print('ok')"],
         capture_output=True, text=True, timeout=120)
     assert probe.stdout.strip() == "ok", probe.stderr

@@ -15,8 +15,8 @@ import streamlit as st
 
 from advisor.cli.ui import RUNS_ENV, UPLOAD_LIMIT_MB
 from advisor.errors import AdvisorError
-from advisor.inputs import InputRequest, LoadedData, ResolvedInputs, load_data, resolve_inputs
-from advisor.registry import Registry, get_registry
+from advisor.models.inputs import InputRequest, LoadedData, ResolvedInputs, load_data, resolve_inputs
+from advisor.plugin.registry import Registry, get_registry
 
 UPLOAD_TYPES = ["npz", "csv", "zip"]
 REQUEST_KEY = "request"  # session state: the chosen inputs, as InputRequest fields

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from advisor.registry import Registry, get_registry
+from advisor.plugin.registry import Registry, get_registry
 
 
 def registry(ctx: click.Context) -> Registry:

@@ -21,7 +21,7 @@ def predict(exported_model: str, input_path: str, top_k: int, label_column: str,
             as_json: bool) -> None:
     """Classify new data of the same kind as the model was trained on."""
     from advisor.device import resolve_device
-    from advisor.predict import predict_path
+    from advisor.report.predict import predict_path
 
     result = predict_path(exported_model, input_path, top_k=top_k, label_column=label_column,
                           device=resolve_device(device))

@@ -9,8 +9,8 @@ import click
 from advisor.cli.common import console as make_console
 from advisor.cli.common import print_json, registry, warn_plugin_failures
 from advisor.cli.options import input_options
-from advisor.domain import DEFAULT_TEST_FRACTION, DEFAULT_VAL_FRACTION
-from advisor.scoring import SCORES
+from advisor.data.domain import DEFAULT_TEST_FRACTION, DEFAULT_VAL_FRACTION
+from advisor.search.scoring import SCORES
 
 
 @click.command("recommend")
@@ -34,10 +34,10 @@ def recommend(ctx: click.Context, as_json: bool, **kw: Any) -> None:
     """Score transfer strategies on your data and recommend one."""
 
     from advisor.errors import InputError
-    from advisor.inputs import InputRequest
+    from advisor.models.inputs import InputRequest
     from advisor.pipeline import RecommendOptions
     from advisor.pipeline import recommend as run_recommend
-    from advisor.report import print_advice, print_report
+    from advisor.report.render import print_advice, print_report
 
     if kw["demo"] is None and kw["target"] is None:
         raise InputError("give --target PATH (with --source PATH and/or --model) or --demo [SCENARIO]")
@@ -75,13 +75,13 @@ def recommend(ctx: click.Context, as_json: bool, **kw: Any) -> None:
     finally:
         progress.stop()
     if options.export and doc.get("recommendation"):
-        from advisor.export import export_recommendation
+        from advisor.report.export import export_recommendation
 
         path = export_recommendation(doc, options.export)
         doc["export"] = str(path)
         console.print(f"exported the recommended model to {path}")
     if as_json:
-        from advisor.report import public
+        from advisor.report.render import public
 
         print_json(public(doc))
     else:

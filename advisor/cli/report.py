@@ -30,8 +30,8 @@ def report(ctx: click.Context, run_dir: str | None, storage: str | None, run_nam
     """
 
     from advisor.errors import InputError
-    from advisor.report import print_report
-    from advisor.runreport import load_run_report
+    from advisor.report.render import print_report
+    from advisor.runs.reopen import load_run_report
 
     console = make_console(stderr=as_json)
     if export and storage is None and run_name is None:
@@ -40,8 +40,8 @@ def report(ctx: click.Context, run_dir: str | None, storage: str | None, run_nam
         if not (storage and run_name):
             raise InputError("give both --storage URL and --run NAME")
         from advisor.cli.common import registry
-        from advisor.report import public
-        from advisor.runreport import report_from_storage
+        from advisor.report.render import public
+        from advisor.runs.reopen import report_from_storage
 
         def on_event(kind: str, payload: dict) -> None:
             if kind == "repeat":
@@ -52,7 +52,7 @@ def report(ctx: click.Context, run_dir: str | None, storage: str | None, run_nam
         doc = report_from_storage(storage, run_name, device=device, threads=threads, run_dir=run_dir,
                                   registry=registry(ctx), on_event=on_event)
         if export:
-            from advisor.export import export_recommendation
+            from advisor.report.export import export_recommendation
 
             doc["export"] = str(export_recommendation(doc, export))
             console.print(f"exported the recommended model to {doc['export']}")
@@ -75,7 +75,7 @@ def report(ctx: click.Context, run_dir: str | None, storage: str | None, run_nam
 def _run_storage(run_dir: str | None) -> tuple[str, str]:
     """The storage and run name recorded in a run directory's config (for --export)."""
     from advisor.errors import InputError
-    from advisor.runs import CONFIG_NAME, JOURNAL_NAME, read_json
+    from advisor.runs.storage import CONFIG_NAME, JOURNAL_NAME, read_json
 
     if not run_dir:
         raise InputError("--export needs a run directory or --storage URL --run NAME")

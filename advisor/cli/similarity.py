@@ -37,8 +37,8 @@ def similarity(ctx: click.Context, as_json: bool, **kw: Any) -> None:
 def similarity_document(reg: Any, kw: dict[str, Any]) -> dict[str, Any]:
     """Resolve the inputs, compute the signals and return the JSON document."""
     from advisor.device import resolve_device
-    from advisor.inputs import InputRequest, resolve_inputs
-    from advisor.signals import compute_signals, metric_inputs
+    from advisor.metrics.signals import compute_signals, metric_inputs
+    from advisor.models.inputs import InputRequest, resolve_inputs
 
     warn_plugin_failures(reg)
     device = resolve_device(kw["device"])

@@ -26,7 +26,7 @@ def worker(ctx: click.Context, storage: str, run_name: str, device: str, threads
     """Join a run's search; exits 0 once every budget of the run is spent."""
     from dataclasses import asdict
 
-    from advisor.worker import run_worker
+    from advisor.runs.worker import run_worker
 
     reg = registry(ctx)
     warn_plugin_failures(reg)

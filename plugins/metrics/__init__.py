@@ -7,7 +7,7 @@ modules import numpy only; torch and scikit-learn load inside ``compute``.
 from __future__ import annotations
 
 from advisor import hookimpl
-from advisor.hookspecs import Register
+from advisor.plugin.hookspecs import Register
 
 
 @hookimpl

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from advisor.contracts import MetricInputs, Needs
+from advisor.plugin.contracts import MetricInputs, Needs
 
 NO_SOURCE = "needs source data (--source)"
 NO_PREDICTIONS = (

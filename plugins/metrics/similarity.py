@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from advisor.contracts import MetricInputs, MetricResult, Needs
+from advisor.plugin.contracts import MetricInputs, MetricResult, Needs
 
 from .base import NO_SOURCE, BaseMetric, priors_by_name, subsample, target_rows
 
@@ -30,7 +30,7 @@ class MMD(BaseMetric):
 
     def compute(self, inputs: MetricInputs) -> MetricResult:
         """MMD² and its p-value (the full permutation test, or the block test on big inputs)."""
-        from advisor.kernels import DEFAULT_SCALES, mmd_test
+        from advisor.metrics.kernels import DEFAULT_SCALES, mmd_test
 
         t = mmd_test(inputs.source_features, target_rows(inputs), n_permutations=self.n_permutations,
                      seed=inputs.seed, device=inputs.device)

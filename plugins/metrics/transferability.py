@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from advisor.contracts import MetricInputs, MetricResult, Needs
-from advisor.neighbours import KNN_K, knn_loo_accuracy
+from advisor.metrics.neighbours import KNN_K, knn_loo_accuracy
+from advisor.plugin.contracts import MetricInputs, MetricResult, Needs
 
 from .base import BaseMetric, one_hot, remap_labels
 

@@ -11,7 +11,7 @@ torch or sklearn at import time: the registry imports this module whenever the C
 from __future__ import annotations
 
 from advisor import hookimpl
-from advisor.hookspecs import Register
+from advisor.plugin.hookspecs import Register
 
 from . import conflict, distant, shift
 

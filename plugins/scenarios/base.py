@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from advisor.contracts import ScenarioData
-from advisor.domain import Domain, TargetSplits
+from advisor.data.domain import Domain, TargetSplits
+from advisor.plugin.contracts import ScenarioData
 
 from .digits import CLASSES, SplitSizes, load_digits_16, split_pools
 

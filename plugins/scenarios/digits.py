@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from advisor.domain import Domain, TargetSplits
+from advisor.data.domain import Domain, TargetSplits
 
 CLASSES: tuple[str, ...] = tuple(str(d) for d in range(10))
 SIZE = 16  # side of the upsampled images

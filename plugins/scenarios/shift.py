@@ -22,7 +22,7 @@ nearly useless to this cnn); rotated 25 deg + blurred: 78.4 / 81.3 / 78.2; blurr
 sigma 1.5: 73.9 / 81.5 / 86.0.
 
 Calibration (``python -m bench.calibrate_scenarios``: the cnn pretrained on the source by
-``advisor.sources.pretrain_source`` with its defaults, 5 epochs; then Adam, 150 steps, one
+``advisor.models.sources.pretrain_source`` with its defaults, 5 epochs; then Adam, 150 steps, one
 CPU thread; test accuracy in %; target_only = random init on target train; finetune = source
 model, fresh head, all blocks trained; linear_probe = frozen source blocks; pooled = finetune
 plus lam x cross-entropy on the labelled source; zero-shot = the source head as it is)::

@@ -7,7 +7,7 @@ and the training engine only inside their methods, so building the registry neve
 from __future__ import annotations
 
 from advisor import hookimpl
-from advisor.hookspecs import Register
+from advisor.plugin.hookspecs import Register
 
 
 @hookimpl

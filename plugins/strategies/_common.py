@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from advisor.contracts import MetricResult, Risk, TransferTask
-from advisor.domain import Domain
+from advisor.data.domain import Domain
+from advisor.plugin.contracts import MetricResult, Risk, TransferTask
 
 if TYPE_CHECKING:
     import optuna
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def batch_size(task: TransferTask) -> int:
     """The engine's default batch size (imported lazily: strategy modules stay torch-free)."""
-    from advisor.training import default_batch_size
+    from advisor.search.training import default_batch_size
 
     return default_batch_size(task)
 

@@ -4,7 +4,7 @@ Loss per step: CE(target) + mu * CE(source) + lam * D(source features, target fe
 the features are the penultimate outputs of the trained model, the target side pools the
 labelled batch with an unlabelled batch when unlabelled target data is given, and D is
 multi-kernel MMD² (DAN; Long et al., 2015) or CORAL (Deep CORAL; Sun & Saenko, 2016) from
-``advisor.kernels``. The source CE uses matching class names (``source_for_target``).
+``advisor.metrics.kernels``. The source CE uses matching class names (``source_for_target``).
 The freeze depth stays below the full depth: with every block frozen the features cannot
 move and the alignment term would be off.
 """
@@ -22,13 +22,13 @@ from advisor_plugins.strategies._common import (
     value,
 )
 
-from advisor.contracts import FitResult, MetricResult, Needs, ReportFn, Risk, TransferTask
+from advisor.plugin.contracts import FitResult, MetricResult, Needs, ReportFn, Risk, TransferTask
 
 if TYPE_CHECKING:
     import optuna
     import torch
 
-    from advisor.training import StepBatch
+    from advisor.search.training import StepBatch
 
 ALIGNMENT_LOSSES = ("mmd", "coral")
 
@@ -37,7 +37,7 @@ def alignment_loss(kind: str, lam: float):  # -> Callable[[StepBatch], torch.Ten
     """``lam * D(source, target)`` as an extra loss for the training engine."""
     import torch
 
-    from advisor.kernels import coral, gaussian_mmd2
+    from advisor.metrics.kernels import coral, gaussian_mmd2
 
     if kind not in ALIGNMENT_LOSSES:
         raise ValueError(f"unknown alignment loss {kind!r}; known: {', '.join(ALIGNMENT_LOSSES)}")
@@ -77,7 +77,7 @@ class FeatureAlignment:
 
     def fit(self, task: TransferTask, params: dict[str, Any], report: ReportFn | None) -> FitResult:
         from advisor.errors import InputError
-        from advisor.training import config_from_params, train
+        from advisor.search.training import config_from_params, train
 
         reason = task.unmet(self.needs)
         if reason is not None:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from advisor_plugins.strategies._common import base_params, distance_risk, suggest_base, value
 
-from advisor.contracts import FitResult, MetricResult, Needs, ReportFn, Risk, TransferTask
+from advisor.plugin.contracts import FitResult, MetricResult, Needs, ReportFn, Risk, TransferTask
 
 if TYPE_CHECKING:
     import optuna
@@ -27,13 +27,13 @@ class TargetOnly:
         return suggest_base(trial, task, lr=(1e-4, 1e-2), freeze=None)
 
     def fit(self, task: TransferTask, params: dict[str, Any], report: ReportFn | None) -> FitResult:
-        from advisor.models import Standardize, build
-        from advisor.training import config_from_params, train
+        from advisor.models.architectures import Standardize, build
+        from advisor.search.training import config_from_params, train
 
         model = build(task.backbone.spec, task.num_classes, seed=task.seed)
         for m in model.modules():  # data statistics, not source knowledge: take them from the target
             if isinstance(m, Standardize):
-                from advisor.features import as_tensor
+                from advisor.features.cache import as_tensor
 
                 m.set_stats(as_tensor(task.target_train.X))
         cfg = config_from_params(task, {**params, "freeze": 0}, self.name)
@@ -61,7 +61,7 @@ class LinearProbe:
         return params
 
     def fit(self, task: TransferTask, params: dict[str, Any], report: ReportFn | None) -> FitResult:
-        from advisor.training import config_from_params, train
+        from advisor.search.training import config_from_params, train
 
         model = task.backbone.with_new_head(task.num_classes, seed=task.seed)
         cfg = config_from_params(task, {**params, "freeze": task.depth}, self.name)
@@ -91,7 +91,7 @@ class Finetune:
         return suggest_base(trial, task, lr=(1e-4, 1e-2), freeze=(0, task.depth))
 
     def fit(self, task: TransferTask, params: dict[str, Any], report: ReportFn | None) -> FitResult:
-        from advisor.training import config_from_params, train
+        from advisor.search.training import config_from_params, train
 
         model = task.backbone.with_new_head(task.num_classes, seed=task.seed)
         return train(task, model, config_from_params(task, params, self.name), report)

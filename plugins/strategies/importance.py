@@ -28,7 +28,7 @@ from advisor_plugins.strategies._common import (
     value,
 )
 
-from advisor.contracts import FitResult, MetricResult, Needs, ReportFn, Risk, TransferTask
+from advisor.plugin.contracts import FitResult, MetricResult, Needs, ReportFn, Risk, TransferTask
 
 if TYPE_CHECKING:
     import optuna
@@ -97,8 +97,8 @@ class ImportanceWeighting:
 
     def fit(self, task: TransferTask, params: dict[str, Any], report: ReportFn | None) -> FitResult:
         from advisor.errors import InputError
-        from advisor.features import FeatureCache
-        from advisor.training import config_from_params, train
+        from advisor.features.cache import FeatureCache
+        from advisor.search.training import config_from_params, train
 
         reason = task.unmet(self.needs)
         if reason is not None:

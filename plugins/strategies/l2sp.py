@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from advisor_plugins.strategies._common import base_params, distance_risk, suggest_base, value
 
-from advisor.contracts import FitResult, MetricResult, Needs, ReportFn, Risk, TransferTask
+from advisor.plugin.contracts import FitResult, MetricResult, Needs, ReportFn, Risk, TransferTask
 
 if TYPE_CHECKING:
     import optuna
@@ -37,7 +37,7 @@ class L2SP:
     def fit(self, task: TransferTask, params: dict[str, Any], report: ReportFn | None) -> FitResult:
         import torch
 
-        from advisor.training import config_from_params, train
+        from advisor.search.training import config_from_params, train
 
         freeze = min(int(params.get("freeze", 0)), max(0, task.depth - 1))
         alpha, beta = float(params["alpha"]), float(params["beta"])

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from advisor_plugins.strategies._common import base_params, distance_risk, suggest_base
 
-from advisor.contracts import FitResult, MetricResult, Needs, ReportFn, Risk, TransferTask
+from advisor.plugin.contracts import FitResult, MetricResult, Needs, ReportFn, Risk, TransferTask
 
 if TYPE_CHECKING:
     import optuna
 
-    from advisor.backbone import Backbone
+    from advisor.models.backbone import Backbone
 
 ULMFIT_FACTOR = 2.6
 
@@ -52,7 +52,7 @@ class ProgressiveUnfreezing:
         return params
 
     def fit(self, task: TransferTask, params: dict[str, Any], report: ReportFn | None) -> FitResult:
-        from advisor.training import config_from_params, train
+        from advisor.search.training import config_from_params, train
 
         depth = task.depth
         freeze = min(int(params.get("freeze", 0)), max(0, depth - 1))

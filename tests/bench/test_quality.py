@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from advisor.domain import Domain
+from advisor.data.domain import Domain
 from advisor.errors import InputError
 from bench.floors import logistic_floors, one_nn_accuracy
 from bench.quality import (
@@ -100,9 +100,9 @@ def test_kendall_tau_and_freeze_grid() -> None:
 
 
 def test_grid_points_cover_lr_knob_and_freeze() -> None:
-    from advisor.contracts import TransferTask
-    from advisor.models import ModelSpec, build
-    from advisor.registry import build_registry
+    from advisor.models.architectures import ModelSpec, build
+    from advisor.plugin.contracts import TransferTask
+    from advisor.plugin.registry import build_registry
 
     reg = build_registry(load_entry_points=True)
     d = _domain([6, 6, 6])
@@ -146,7 +146,7 @@ def test_floors_on_synthetic_features() -> None:
 
 
 def test_file_scenario_registers_and_builds(tmp_path: Path) -> None:
-    from advisor.registry import build_registry
+    from advisor.plugin.registry import build_registry
 
     f = tmp_path / "s.toml"
     src = _npz(tmp_path / "src.npz", _domain([30, 30, 30], seed=1), counts=True)

@@ -30,7 +30,7 @@ def exported(tmp_path_factory):
     out = advisor("recommend", "--demo", "--strategies", "finetune", "--trials", "1", "--max-epochs", "6",
                   "--threads", "1", "--run-dir", str(run_dir), "--json", "--export", str(root / "model.pt"))
     doc = json.loads(out.stdout)
-    from advisor.registry import build_registry
+    from advisor.plugin.registry import build_registry
 
     data = build_registry(third_party=False).scenario("digits-shift").build(0)
     test = data.target.test
@@ -58,7 +58,7 @@ def test_predict_gives_the_reported_test_score_exactly(exported):
 
 def test_python_api_loads_and_predicts(exported):
     root, _, doc = exported
-    from advisor.export import load_export
+    from advisor.report.export import load_export
 
     model = load_export(root / "model.pt")
     data = np.load(root / "test.npz")

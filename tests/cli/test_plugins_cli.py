@@ -82,7 +82,7 @@ def test_help_is_quick_and_lists_commands():
     assert out.returncode == 0
     assert "recommend" in out.stdout and "plugins" in out.stdout
     # the CLI's first import must not load torch
-    probe = subprocess.run([sys.executable, "-c", "import sys, advisor.cli, advisor.registry as r; "
+    probe = subprocess.run([sys.executable, "-c", "import sys, advisor.cli, advisor.plugin.registry as r; "
                             "r.build_registry(); print('torch' in sys.modules)"],
                            capture_output=True, text=True, timeout=60)
     assert probe.stdout.strip() == "False", probe.stderr

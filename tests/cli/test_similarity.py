@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from advisor_plugins.metrics.logme import logme
 
-from advisor.domain import Domain, split_target
+from advisor.data.domain import Domain, split_target
 
 
 def _write(path: Path, n: int, shift: float, seed: int) -> Domain:

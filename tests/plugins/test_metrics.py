@@ -10,8 +10,8 @@ import pytest
 from advisor_plugins.metrics.logme import logme
 from scipy.optimize import minimize
 
-from advisor.contracts import MetricInputs
-from advisor.registry import build_registry
+from advisor.plugin.contracts import MetricInputs
+from advisor.plugin.registry import build_registry
 
 DSLR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "office_caltech_surf" / "dslr.npz"
 

@@ -18,9 +18,9 @@ from advisor_plugins.scenarios.digits import (
     upsample,
 )
 
-from advisor.contracts import Scenario, ScenarioData
-from advisor.domain import Domain
-from advisor.registry import build_registry
+from advisor.data.domain import Domain
+from advisor.plugin.contracts import Scenario, ScenarioData
+from advisor.plugin.registry import build_registry
 
 NAMES = ("digits-shift", "digits-conflict", "digits-distant")
 N_DIGITS = 1797
@@ -207,9 +207,9 @@ def test_shift_finetuning_the_source_model_beats_target_only(registry, tmp_path)
     """Calibration (seed 0): target-only 76.5%, fine-tuned 83.8% on the 977 test digits."""
     import torch
 
-    from advisor.backbone import ModelSpec
-    from advisor.models import build
-    from advisor.sources import pretrain_source
+    from advisor.models.architectures import build
+    from advisor.models.backbone import ModelSpec
+    from advisor.models.sources import pretrain_source
 
     torch.set_num_threads(1)
     data = registry.scenario("digits-shift").build(0)

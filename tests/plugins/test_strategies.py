@@ -15,13 +15,13 @@ from advisor_plugins.strategies.importance import importance_weights
 from advisor_plugins.strategies.progressive import unfrozen_from
 
 import advisor
-from advisor.backbone import Backbone, ModelSpec
-from advisor.contracts import FitResult, MetricResult, Needs, TransferTask
-from advisor.domain import Domain
-from advisor.features import FeatureCache
-from advisor.models import build
-from advisor.registry import build_registry
-from advisor.training import TrainConfig, config_from_params, predict, train
+from advisor.data.domain import Domain
+from advisor.features.cache import FeatureCache
+from advisor.models.architectures import build
+from advisor.models.backbone import Backbone, ModelSpec
+from advisor.plugin.contracts import FitResult, MetricResult, Needs, TransferTask
+from advisor.plugin.registry import build_registry
+from advisor.search.training import TrainConfig, config_from_params, predict, train
 
 NAMES = {"importance_weighting": "instance", "feature_alignment": "feature", "l2sp": "model",
          "progressive_unfreezing": "progressive", "target_only": "baseline", "linear_probe": "baseline",
@@ -47,7 +47,7 @@ def test_names_and_families(registry):
 
 
 def test_registering_does_not_import_torch():
-    code = ("import sys; from advisor.registry import build_registry; import advisor_plugins.strategies as m;"
+    code = ("import sys; from advisor.plugin.registry import build_registry; import advisor_plugins.strategies as m;"
             "r = build_registry(load_entry_points=False, plugins=[('b', m)]); assert len(r.strategies) == 7;"
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from advisor import uirun
+from advisor.runs import background as uirun
 from advisor.cli.ui import RUNS_ENV
 
 APP = str(Path(advisor_ui.__file__).parent / "app.py")
@@ -263,7 +263,7 @@ def test_cancel_a_running_process(runs: Path) -> None:
 def test_trial_progress_reads_the_run_storage(runs: Path) -> None:
     import optuna
 
-    from advisor.runs import open_storage
+    from advisor.runs.storage import open_storage
 
     d = make_run(runs, "demo-run")
     storage = open_storage(str(d / "optuna.journal"))

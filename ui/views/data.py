@@ -18,8 +18,8 @@ from advisor_ui.common import (
 )
 
 from advisor.cli.options import DEFAULT_DEMO
-from advisor.domain import Domain
-from advisor.inputs import InputRequest
+from advisor.data.domain import Domain
+from advisor.models.inputs import InputRequest
 
 SAMPLES_PER_DOMAIN = 12
 MODES = ["Built-in scenario", "Paths on this machine", "Upload files"]

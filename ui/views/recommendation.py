@@ -10,9 +10,9 @@ import plotly.graph_objects as go
 import streamlit as st
 from advisor_ui.common import REPORT_DIR_KEY, REPORT_KEY, fmt, fmt_ci, runs_dir, show_error
 
-from advisor import uirun
-from advisor.report import public
-from advisor.runreport import load_run_report
+from advisor.runs import background as uirun
+from advisor.report.render import public
+from advisor.runs.reopen import load_run_report
 
 VERDICT_BOX = {"transfer_helps": st.success, "no_gain": st.info, "transfer_hurts": st.warning}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 from advisor_ui.common import REPORT_DIR_KEY, REPORT_KEY, SEARCH_KEY, runs_dir, show_error
 
-from advisor import uirun
-from advisor.runreport import load_run_report
+from advisor.runs import background as uirun
+from advisor.runs.reopen import load_run_report
 
 st.title("Runs")
 root = runs_dir()

@@ -7,9 +7,9 @@ from pathlib import Path
 import streamlit as st
 from advisor_ui.common import REPORT_DIR_KEY, REPORT_KEY, SEARCH_KEY, current_request, registry, runs_dir, show_error
 
-from advisor import uirun
+from advisor.runs import background as uirun
 from advisor.cli.options import DEFAULT_DEMO
-from advisor.runreport import load_run_report
+from advisor.runs.reopen import load_run_report
 
 POLL_SECONDS = 2
 

@@ -11,22 +11,22 @@ import plotly.express as px
 import streamlit as st
 from advisor_ui.common import current_request, registry, resolved_inputs, show_error
 
-from advisor.inputs import InputRequest, ResolvedInputs
+from advisor.models.inputs import InputRequest, ResolvedInputs
 
 MAX_POINTS = 600  # per domain in the PCA plot
 
 
 def signals_available() -> bool:
-    """Whether this installation has the metrics module (advisor.signals)."""
-    return importlib.util.find_spec("advisor.signals") is not None
+    """Whether this installation has the metrics module (advisor.metrics.signals)."""
+    return importlib.util.find_spec("advisor.metrics.signals") is not None
 
 
 @st.cache_data(show_spinner="Computing the metrics...", max_entries=4)
 def metric_rows(_inputs: ResolvedInputs, key: str) -> list[dict[str, Any]]:
     """One row per metric: value, direction, p-value and its interpretation (cached by ``key``)."""
-    from advisor.features import FeatureCache
+    from advisor.features.cache import FeatureCache
 
-    mod = importlib.import_module("advisor.signals")  # being written alongside; checked by signals_available
+    mod = importlib.import_module("advisor.metrics.signals")  # being written alongside; checked by signals_available
     i = _inputs
     device = "cpu"
     signals = mod.compute_signals(registry(), mod.metric_inputs(
@@ -42,7 +42,7 @@ def metric_rows(_inputs: ResolvedInputs, key: str) -> list[dict[str, Any]]:
 def _features(i: ResolvedInputs, domain: Any) -> np.ndarray:
     if i.backbone is None:
         return np.asarray(domain.X, dtype=np.float32).reshape(len(domain), -1)
-    from advisor.features import FeatureCache
+    from advisor.features.cache import FeatureCache
 
     return FeatureCache(None).features(i.backbone, domain)
 
@@ -81,7 +81,7 @@ if req is None:
     st.stop()
 st.write(f"Inputs: scenario **{req.demo}**" if req.demo else f"Inputs: target `{req.target}`")
 if not signals_available():
-    st.warning("The metrics module (advisor.signals) is not available in this installation; "
+    st.warning("The metrics module (advisor.metrics.signals) is not available in this installation; "
                "only the feature embedding is shown.")
 if not st.toggle("Compute the metrics and the embedding", key="sim_go",
                  help="Builds the source model (pretrained once and cached when needed) and runs it on the data."):

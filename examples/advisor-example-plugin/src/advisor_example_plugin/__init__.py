@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from advisor import hookimpl
-from advisor.contracts import MetricInputs, MetricResult, Needs
+from advisor.plugin.contracts import MetricInputs, MetricResult, Needs
 
 
 class CentroidGap:
@@ -46,7 +46,7 @@ class HeadOnly:
         return {"lr": trial.suggest_float("lr", 1e-3, 1e-1, log=True)}
 
     def fit(self, task: Any, params: dict[str, Any], report: Any) -> Any:
-        from advisor.training import config_from_params, train
+        from advisor.search.training import config_from_params, train
 
         model = task.backbone.with_new_head(task.num_classes, seed=task.seed)
         config = config_from_params(task, {**params, "freeze": task.depth}, self.name)

@@ -1,0 +1,177 @@
+"""Quick advice: signals + target size + applicability -> a prior ranking and risks.
+
+Cheap, deterministic and explainable: no training. The prior score of a strategy is a
+weighted sum of four pieces of evidence, each in [0, 1]:
+
+- ``feature_quality``: how well the source model's frozen features separate the target
+  classes, ``(knn - chance) / (1 - chance)`` from the leave-one-out k-NN accuracy;
+- ``raw_quality``: the same on the raw target inputs (standardised): how far the target alone
+  gets without any source knowledge. Transfer pays where the first clearly beats the second;
+- ``similarity``: ``1 - PAD / 2`` (proxy A-distance between source and target features);
+- ``scarcity``: ``1 / (1 + n_per_class / 20)``: the fewer target labels, the more any
+  transfer matters.
+
+with per-family weights (``WEIGHTS``), minus a penalty per risk level (medium 0.15,
+high 0.4). Missing signals count as 0.5 (no evidence either way). The weights were set by hand
+from the first quality-harness runs (``bench/quality.py``; figures in BENCHMARKS.md): a linear
+probe is only as good as the frozen features, so it loses where the raw inputs separate the
+classes as well; the fine-tuning families start from the source but can still learn what the
+raw inputs offer; strategies that pool source labels (instance, feature) help where the target
+alone is weak and hurt where its own labels already separate the classes (the source then pulls
+the boundary toward another domain's), hence their negative raw-quality weight; ``target_only``
+rests on the raw inputs, and the feature quality stands in for how separable the target is at all
+(raw k-NN under-rates what a trained network gets from sparse tables). The ranking is a prior:
+the search corrects it, and BENCHMARKS.md measures it (Kendall's τ against the oracle).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from advisor.plugin.contracts import MetricResult, Risk, Strategy, TransferTask
+
+LEVELS = ("low", "medium", "high")
+PENALTY = {"low": 0.0, "medium": 0.15, "high": 0.4}
+#: (feature_quality, similarity, scarcity, constant, raw_quality) weights per strategy family.
+WEIGHTS = {
+    "baseline:target_only": (0.3, 0.0, 0.0, 0.1, 0.5),
+    "baseline:linear_probe": (0.9, 0.0, 0.0, 0.0, -0.3),
+    "baseline:finetune": (0.5, 0.1, 0.1, 0.1, 0.2),
+    "model": (0.5, 0.15, 0.1, 0.1, 0.2),
+    "progressive": (0.5, 0.1, 0.1, 0.12, 0.2),
+    "instance": (0.4, 0.3, 0.1, 0.1, -0.3),
+    "feature": (0.4, 0.3, 0.1, 0.08, -0.3),
+}
+# Thresholds for the signature of conflicting label semantics: the source's predictions
+# determine the target label well (label predictability from NCE) but are mostly wrong.
+CONFLICT_PREDICTABILITY = 0.5
+CONFLICT_ACCURACY_RATIO = 0.6
+
+
+@dataclass
+class AdviceRow:
+    """One strategy's place in the quick advice."""
+
+    strategy: str
+    family: str
+    prior_score: float
+    risk: str
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Advice:
+    """The prior ranking (best first), the evidence used, and non-applicable strategies."""
+
+    ranking: list[AdviceRow]
+    evidence: dict[str, float]
+    not_applicable: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ranking": [asdict(r) for r in self.ranking], "evidence": self.evidence}
+
+
+def _value(signals: dict[str, MetricResult], name: str) -> float | None:
+    r = signals.get(name)
+    if r is None or r.value is None or not math.isfinite(float(r.value)):
+        return None
+    return float(r.value)
+
+
+def evidence(signals: dict[str, MetricResult], task: TransferTask) -> dict[str, float]:
+    """The numbers the advice rests on (each in [0, 1] where defined)."""
+    c = max(task.num_classes, 2)
+    chance = 1.0 / c
+    ev: dict[str, float] = {}
+    knn = _value(signals, "knn")
+    ev["feature_quality"] = 0.5 if knn is None else min(1.0, max(0.0, (knn - chance) / (1 - chance)))
+    from advisor.metrics.neighbours import raw_knn_accuracy
+
+    labelled = task.target_train if task.target_val is None else task.target_train.concat(task.target_val)
+    raw = raw_knn_accuracy(labelled, seed=task.seed)
+    ev["raw_quality"] = 0.5 if raw is None else min(1.0, max(0.0, (raw - chance) / (1 - chance)))
+    pad = _value(signals, "pad")
+    ev["similarity"] = 0.5 if pad is None else min(1.0, max(0.0, 1 - pad / 2))
+    n_pc = len(task.target_train) / c
+    ev["labels_per_class"] = n_pc
+    ev["scarcity"] = 1.0 / (1.0 + n_pc / 20.0)
+    nce = _value(signals, "nce")
+    if nce is not None:
+        ev["label_predictability"] = min(1.0, max(0.0, 1.0 + nce / math.log(c)))
+    acc = _value(signals, "source_accuracy")
+    if acc is not None:
+        ev["source_accuracy"] = acc
+    return ev
+
+
+def conflicting_labels(ev: dict[str, float]) -> bool:
+    """High label predictability from source predictions with low source accuracy."""
+    pred = ev.get("label_predictability")
+    acc = ev.get("source_accuracy")
+    if pred is None or acc is None:
+        return False
+    return pred >= CONFLICT_PREDICTABILITY and acc < CONFLICT_ACCURACY_RATIO * pred
+
+
+def general_risks(strategy: Strategy, ev: dict[str, float], task: TransferTask) -> list[Risk]:
+    """Risks the core sees for any strategy, from the evidence (strategy plugins add theirs)."""
+    risks: list[Risk] = []
+    if strategy.family == "baseline" and strategy.name == "target_only":
+        if ev["labels_per_class"] < 5 and ev["raw_quality"] < 0.2:
+            risks.append(Risk("medium", f"only {ev['labels_per_class']:.1f} labelled target samples per "
+                                        f"class to train from scratch, and the raw inputs separate the classes "
+                                        f"poorly (k-NN quality {ev['raw_quality']:.2f})"))
+        return risks
+    uses_source_labels = bool(getattr(strategy.needs, "source_data", False))
+    if uses_source_labels and conflicting_labels(ev):
+        risks.append(Risk(
+            "high",
+            f"conflicting label semantics: the source model's predictions determine the target label "
+            f"well (label predictability {ev['label_predictability']:.2f} from NCE) but are mostly wrong "
+            f"(source_accuracy {ev['source_accuracy']:.2f}); training on source labels teaches the wrong "
+            "mapping",
+        ))
+    if ev["feature_quality"] < 0.2:
+        risks.append(Risk("medium", f"frozen source features barely separate the target classes "
+                                    f"(k-NN feature quality {ev['feature_quality']:.2f})"))
+    return risks
+
+
+def worst(levels: list[str]) -> str:
+    return max(levels, key=LEVELS.index) if levels else "low"
+
+
+def prior_score(strategy: Strategy, ev: dict[str, float], risk: str) -> float:
+    key = f"baseline:{strategy.name}" if strategy.family == "baseline" else strategy.family
+    wq, ws, wn, w0, wr = WEIGHTS.get(key, WEIGHTS["baseline:finetune"])
+    raw = (wq * ev["feature_quality"] + ws * ev["similarity"] + wn * ev["scarcity"] + w0
+           + wr * ev.get("raw_quality", 0.5))
+    return round(raw - PENALTY[risk], 4)
+
+
+def quick_advice(
+    strategies: list[Strategy],
+    signals: dict[str, MetricResult],
+    task: TransferTask,
+) -> Advice:
+    """Rank applicable strategies before any training; list the others with their reason."""
+    ev = evidence(signals, task)
+    rows: list[AdviceRow] = []
+    not_applicable: dict[str, str] = {}
+    for s in strategies:
+        reason = task.unmet(s.needs)
+        if reason:
+            not_applicable[s.name] = reason
+            continue
+        risks = general_risks(s, ev, task)
+        try:
+            risks += list(s.risks(signals, task))
+        except Exception as exc:  # a plugin's risk code must not stop the advice
+            risks.append(Risk("medium", f"risk assessment failed: {type(exc).__name__}: {exc}"))
+        reasons = list(dict.fromkeys(r.reason for r in risks))
+        level = worst([r.level for r in risks])
+        rows.append(AdviceRow(s.name, s.family, prior_score(s, ev, level), level, reasons))
+    rows.sort(key=lambda r: (-r.prior_score, r.strategy))
+    return Advice(rows, {k: round(v, 4) for k, v in ev.items()}, not_applicable)

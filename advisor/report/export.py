@@ -1,0 +1,174 @@
+"""Export a trained target model (state dict + JSON metadata + Markdown model card) and load it back.
+
+Files, for ``--export model.pt``: ``model.pt`` (a state dict of tensors only, read back with
+``torch.load(weights_only=True)``), ``model.json`` (architecture and blocks, input kind and size,
+class names, strategy and parameters, scores, data fingerprints, versions, and the SHA-256 of the
+weights file) and ``model.md`` (the model card). No pickled Python objects.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from advisor import __version__
+from advisor.errors import AdvisorFailure, InputError
+
+EXPORT_FORMAT = 1
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def paths_for(path: str | Path) -> tuple[Path, Path, Path]:
+    """(weights, metadata, model card) paths for an export named ``path``."""
+    p = Path(path)
+    if p.suffix != ".pt":
+        p = p.with_name(p.name + ".pt")
+    return p, p.with_suffix(".json"), p.with_suffix(".md")
+
+
+def export_model(model: Any, path: str | Path, meta: dict[str, Any]) -> Path:
+    """Write ``model`` (a Backbone) and its metadata; returns the weights path."""
+    import torch
+
+    weights, meta_path, card = paths_for(path)
+    try:
+        weights.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot write export to {weights.parent}: {exc.strerror}") from exc
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save(state, weights)
+    full = {
+        "format": EXPORT_FORMAT,
+        "spec": model.spec.to_json(),
+        "blocks": model.depth,
+        "feature_dim": model.feature_dim,
+        "num_classes": int(model.head.out_features),
+        "weights_file": weights.name,
+        "weights_sha256": _sha256(weights),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "versions": {"advisor": __version__, "torch": torch.__version__},
+        **meta,
+    }
+    meta_path.write_text(json.dumps(full, indent=2, default=str) + "\n")
+    card.write_text(model_card(full))
+    return weights
+
+
+def export_recommendation(doc: dict[str, Any], path: str | Path) -> Path:
+    """Export the model of ``doc``'s recommended strategy (retrained on train+val by the run)."""
+    rec = doc.get("recommendation")
+    models = doc.get("_internal", {}).get("models", {})
+    if not rec or rec["strategy"] not in models:
+        raise AdvisorFailure("no recommended model to export (the run has no recommendation yet)")
+    model = models[rec["strategy"]]
+    meta = {
+        "classes": list(doc["_internal"]["classes"]),
+        "strategy": rec["strategy"],
+        "params": rec["params"],
+        "score": doc.get("score"),
+        "val_score": rec.get("val_score"),
+        "val_ci": rec.get("val_ci"),
+        "test_score": rec.get("test_score"),
+        "test_accuracy": rec.get("test_accuracy"),
+        "test_gain": rec.get("test_gain"),
+        "test_gain_ci": rec.get("test_gain_ci"),
+        "verdict": rec.get("verdict"),
+        "verdict_code": rec.get("verdict_code"),
+        "trained_on": "target train + validation splits",
+        "data_fingerprints": doc.get("run", {}).get("data_fingerprints", {}),
+        "run": doc.get("run", {}).get("dir"),
+    }
+    return export_model(model, path, meta)
+
+
+def model_card(meta: dict[str, Any]) -> str:
+    spec = meta["spec"]
+    ci = meta.get("test_gain_ci") or [None, None]
+    lines = [
+        f"# Model card: {meta.get('strategy', 'model')} ({spec['arch']})", "",
+        f"- Created: {meta['created']} with Transfer Advisor {meta['versions']['advisor']}",
+        f"- Architecture: {spec['arch']} cut into {meta['blocks']} blocks, input {spec['input_kind']} "
+        f"of shape {tuple(spec['input_shape'])}",
+        f"- Classes ({meta['num_classes']}): {', '.join(meta.get('classes', []))}",
+        f"- Strategy: {meta.get('strategy')} with parameters {json.dumps(meta.get('params', {}))}",
+        f"- Trained on: {meta.get('trained_on', '-')}",
+        f"- Validation {meta.get('score')}: {meta.get('val_score')} (95% CI {meta.get('val_ci')})",
+        f"- Test {meta.get('score')}: {meta.get('test_score')} (accuracy {meta.get('test_accuracy')})",
+        f"- Gain over target-only training on test: {meta.get('test_gain')} (95% CI [{ci[0]}, {ci[1]}])",
+        f"- Verdict: {meta.get('verdict_code')}: {meta.get('verdict', '')}",
+        f"- Data fingerprints: {json.dumps(meta.get('data_fingerprints', {}))}",
+        "",
+        "Inputs: images are float tensors in [0, 1] resized to the input shape (normalisation is inside the",
+        "model); feature tables are passed as stored. Load with `advisor predict` or",
+        "`advisor.report.export.load_export`.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Exported:
+    """A loaded export: the model and its metadata."""
+
+    model: Any
+    meta: dict[str, Any]
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.meta["classes"])
+
+    def predict_proba(self, X: np.ndarray, device: str = "cpu") -> np.ndarray:
+        from advisor.search.training import predict_proba
+
+        return predict_proba(self.model, X, device)
+
+
+def load_export(path: str | Path) -> Exported:
+    """Rebuild an exported model from its metadata and weights; one-line errors on any mismatch."""
+    import torch
+
+    from advisor.models.architectures import build
+    from advisor.models.backbone import ModelSpec
+
+    weights, meta_path, _ = paths_for(path)
+    if not weights.exists():
+        raise InputError(f"{weights} not found")
+    if not meta_path.exists():
+        raise InputError(f"{meta_path} not found: an export needs its JSON metadata beside the weights")
+    try:
+        meta = json.loads(meta_path.read_text())
+        spec = ModelSpec.from_json(meta["spec"])
+        num_classes = int(meta["num_classes"])
+        classes = list(meta["classes"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{meta_path} is not valid export metadata ({type(exc).__name__}: {exc})") from exc
+    if meta.get("format") != EXPORT_FORMAT:
+        raise InputError(f"{meta_path} has export format {meta.get('format')!r}; expected {EXPORT_FORMAT}")
+    if len(classes) != num_classes:
+        raise InputError(f"{meta_path} lists {len(classes)} classes for a {num_classes}-class head")
+    if _sha256(weights) != meta.get("weights_sha256"):
+        raise InputError(f"{weights} does not match its metadata (SHA-256 differs: edited or truncated)")
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError(f"{weights} is not a readable state dict ({type(exc).__name__})") from exc
+    model = build(spec, num_classes)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise InputError(f"{weights} does not fit architecture {spec.arch}: {first}") from exc
+    model.eval()
+    return Exported(model, meta)

@@ -1,0 +1,339 @@
+"""The shared training engine every strategy (built-in or third-party) trains through.
+
+``train(task, model, config, report)`` fine-tunes ``model`` (a Backbone, usually
+``task.backbone.with_new_head(task.num_classes, seed)``) with ``blocks[:config.freeze]``
+frozen. It owns everything strategies have in common: seeded shuffling, the optimiser,
+mixed precision on CUDA, the per-epoch validation score and ``report`` call, NaN detection,
+and keeping the best epoch. A strategy adds only what defines it, through ``TrainConfig``:
+labelled source batches (optionally importance-weighted), unlabelled target batches, an
+extra loss term (alignment, regularisers), per-block parameter groups and an epoch hook.
+
+Frozen prefix. With ``use_cache`` (the default) the outputs of the frozen ``blocks[:k]``
+come from ``task.cache`` (an ``advisor.features.cache.FeatureCache``): the frozen blocks run once
+per domain, not once per epoch and trial. The trade-off is that inputs are fixed: no data
+augmentation can pass through cached blocks (the engine does none). ``use_cache=False``
+runs the frozen blocks on every batch instead and gives the same model for the same seed.
+
+One epoch is one pass over the labelled target train split. Source and unlabelled batches
+(same batch size) are drawn alongside from their own seeded permutations, restarted when
+exhausted. Epochs are numbered from 1 in ``report`` and ``history``. The returned model is
+the one of the best validation epoch (``FitResult.epochs`` is that epoch, so a retrain on
+train+val knows how long to train); without a validation split it trains ``epochs`` epochs.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from advisor.data.domain import Domain
+from advisor.device import autocast, grad_scaler
+from advisor.errors import InputError, TrainingDiverged
+from advisor.features.cache import FeatureCache, as_tensor
+from advisor.models.backbone import Backbone
+from advisor.plugin.contracts import FitResult, ReportFn, TransferTask
+from advisor.search.scoring import score
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+@dataclass
+class StepBatch:
+    """What an extra loss sees at one training step (features are penultimate, flattened)."""
+
+    model: Backbone
+    epoch: int
+    target_features: torch.Tensor
+    target_logits: torch.Tensor
+    target_y: torch.Tensor
+    source_features: torch.Tensor | None = None
+    source_logits: torch.Tensor | None = None
+    source_y: torch.Tensor | None = None
+    unlabeled_features: torch.Tensor | None = None
+
+
+ExtraLoss = Callable[[StepBatch], torch.Tensor]
+
+
+@dataclass
+class TrainConfig:
+    """How to train: the generic knobs plus the optional strategy-specific terms.
+
+    - ``source``: labelled source rows whose ``y`` are already *target* class ids (shared
+      head), or source class ids when ``source_head_classes > 0`` (a separate source head).
+    - ``source_weights``: per-row weights of the source cross-entropy (importance weights).
+    - ``source_loss_weight``: λ, the weight of one source row relative to one target row, as in
+      pooled weighted ERM: ``(Σ_target CE + λ Σ_source w·CE) / (n_t + λ n_s)``. Each step
+      estimates this with a target batch and a source batch, so the source batch's mean is
+      scaled by ``r = λ · n_s / n_t`` and the sum divided by ``1 + r``. A large source thus
+      matters even at small λ (as in pooled training), and the scale of the loss stays fixed.
+    - ``unlabeled``: unlabelled target rows; their features reach ``extra_loss`` only.
+    - ``param_groups(model, freeze)``: optimiser groups (for discriminative learning rates);
+      default: one group with every trainable parameter of ``blocks[freeze:]`` and the head.
+    - ``on_epoch_start(model, epoch)``: e.g. progressive unfreezing (set ``requires_grad``).
+    """
+
+    epochs: int
+    lr: float = 1e-3
+    freeze: int = 0
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    batch_size: int = 32
+    use_cache: bool = True
+    source: Domain | None = None
+    source_weights: np.ndarray | None = None
+    source_loss_weight: float = 1.0
+    source_head_classes: int = 0
+    unlabeled: Domain | None = None
+    extra_loss: ExtraLoss | None = None
+    param_groups: Callable[[Backbone, int], list[dict[str, Any]]] | None = None
+    on_epoch_start: Callable[[Backbone, int], None] | None = None
+    name: str = "strategy"
+    info: dict[str, Any] = field(default_factory=dict)  # copied into FitResult.info
+
+
+def default_batch_size(task: TransferTask) -> int:
+    """``task.batch_size``, but small enough for at least ~4 steps per epoch on a tiny target."""
+    return int(max(8, min(task.batch_size, math.ceil(len(task.target_train) / 4))))
+
+
+def config_from_params(task: TransferTask, params: dict[str, Any], name: str, **extra: Any) -> TrainConfig:
+    """A ``TrainConfig`` from a strategy's params (``epochs``, ``lr``, ``freeze``, ...)."""
+    return TrainConfig(
+        epochs=int(params.get("epochs", task.max_epochs)),
+        lr=float(params.get("lr", 1e-3)),
+        freeze=int(params.get("freeze", 0)),
+        optimizer=str(params.get("optimizer", "adam")),
+        weight_decay=float(params.get("weight_decay", 0.0)),
+        batch_size=int(params.get("batch_size", default_batch_size(task))),
+        use_cache=bool(params.get("use_cache", True)),
+        name=name,
+        **extra,
+    )
+
+
+class _Stream:
+    """Seeded, endless mini-batches of row indices (a new permutation per pass)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+        self.n, self.bs = n, batch_size
+        self.gen = torch.Generator().manual_seed(seed)
+        self._it: Iterator[torch.Tensor] = iter(())
+
+    def epoch(self) -> list[torch.Tensor]:
+        perm = torch.randperm(self.n, generator=self.gen)
+        return list(perm.split(self.bs))
+
+    def next(self) -> torch.Tensor:
+        try:
+            return next(self._it)
+        except StopIteration:
+            self._it = iter(self.epoch())
+            return next(self._it)
+
+
+def _inputs(task: TransferTask, model: Backbone, domain: Domain, k: int, use_cache: bool) -> torch.Tensor:
+    """The tensor the trainable part starts from: cached ``blocks[:k]`` output, or raw X."""
+    if use_cache and k > 0:
+        cache = task.cache if task.cache is not None else FeatureCache(device=task.device)
+        return cache.prefix(model, domain, k)
+    return as_tensor(domain.X)
+
+
+def _make_optimizer(cfg: TrainConfig, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    raise InputError(f"unknown optimizer {cfg.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
+
+
+def trainable_parameters(model: Backbone, freeze: int) -> list[nn.Parameter]:
+    """Parameters of ``blocks[freeze:]`` and the head (what a trial with depth ``freeze`` trains)."""
+    params = [p for b in model.blocks[freeze:] for p in b.parameters()]
+    return params + list(model.head.parameters())
+
+
+def _forward(model: Backbone, x: torch.Tensor, k: int, cached: bool) -> torch.Tensor:
+    """Penultimate features from either the cached prefix or raw inputs (frozen part no-grad)."""
+    if not cached and k > 0:
+        with torch.no_grad():
+            x = model.forward_blocks(x, 0, k)
+    return model.forward_blocks(x, k)
+
+
+def _predict_from(model: Backbone, x: torch.Tensor, k: int, cached: bool, device: str,
+                  batch_size: int) -> np.ndarray:
+    was = model.training
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            with autocast(device):
+                logits = model.head(_forward(model, x[i : i + batch_size].to(device), k, cached))
+            out.append(logits.float().argmax(1).cpu())
+    model.train(was)
+    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
+
+
+def train(task: TransferTask, model: Backbone, cfg: TrainConfig, report: ReportFn | None) -> FitResult:
+    """Train ``blocks[cfg.freeze:]`` and the head of ``model`` on ``task``; see the module docstring.
+
+    Raises ``TrainingDiverged`` on a NaN or infinite loss; lets ``report``'s exceptions
+    (``optuna.TrialPruned``) propagate.
+    """
+    k = int(cfg.freeze)
+    if not 0 <= k <= model.depth:
+        raise InputError(f"{cfg.name}: freeze depth {k} outside 0..{model.depth}")
+    if cfg.epochs < 1:
+        raise InputError(f"{cfg.name}: epochs must be at least 1, got {cfg.epochs}")
+    if task.target_train.y is None:
+        raise InputError(f"{cfg.name}: the target train split needs labels")
+    device, seed = task.device, int(task.seed)
+    torch.manual_seed(seed)  # dropout and anything else drawing from the global generator
+    cached = cfg.use_cache and k > 0
+    model.freeze(k)
+    model.to(device)
+
+    x_t = _inputs(task, model, task.target_train, k, cfg.use_cache).to(device)
+    y_t = torch.as_tensor(task.target_train.y, dtype=torch.long, device=device)
+    x_v = None
+    if task.target_val is not None:
+        x_v = _inputs(task, model, task.target_val, k, cfg.use_cache)
+    x_s = y_s = w_s = None
+    if cfg.source is not None:
+        if cfg.source.y is None:
+            raise InputError(f"{cfg.name}: the source term needs labelled source data")
+        x_s = _inputs(task, model, cfg.source, k, cfg.use_cache).to(device)
+        y_s = torch.as_tensor(cfg.source.y, dtype=torch.long, device=device)
+        w = np.ones(len(cfg.source)) if cfg.source_weights is None else np.asarray(cfg.source_weights)
+        if w.shape != (len(cfg.source),):
+            raise InputError(f"{cfg.name}: {len(w)} source weights for {len(cfg.source)} source rows")
+        w_s = torch.as_tensor(w, dtype=torch.float32, device=device)
+    x_u = None
+    if cfg.unlabeled is not None and len(cfg.unlabeled) > 1:
+        x_u = _inputs(task, model, cfg.unlabeled, k, cfg.use_cache).to(device)
+
+    source_head: nn.Module | None = None
+    if x_s is not None and cfg.source_head_classes > 0:
+        source_head = nn.Linear(model.feature_dim, cfg.source_head_classes).to(device)
+
+    groups = (cfg.param_groups(model, k) if cfg.param_groups is not None
+              else [{"params": trainable_parameters(model, k)}])
+    if source_head is not None:
+        groups.append({"params": list(source_head.parameters())})
+    opt = _make_optimizer(cfg, groups)
+    scaler = grad_scaler(device)
+
+    # Pooled-ERM ratio of the source term to the target term (see TrainConfig.source_loss_weight).
+    ratio = cfg.source_loss_weight * len(x_s) / len(x_t) if x_s is not None else 0.0
+    bs = max(1, int(cfg.batch_size))
+    t_stream = _Stream(len(x_t), bs, seed)
+    s_stream = _Stream(len(x_s), bs, seed + 1) if x_s is not None else None
+    u_stream = _Stream(len(x_u), bs, seed + 2) if x_u is not None else None
+
+    history: list[float] = []
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+    for epoch in range(1, cfg.epochs + 1):
+        if cfg.on_epoch_start is not None:
+            cfg.on_epoch_start(model, epoch)
+        model.train()
+        for idx_t in t_stream.epoch():
+            parts = [x_t[idx_t.to(device)]]
+            idx_s = s_stream.next().to(device) if s_stream is not None else None
+            idx_u = u_stream.next().to(device) if u_stream is not None else None
+            if idx_s is not None:
+                parts.append(x_s[idx_s])
+            if idx_u is not None:
+                parts.append(x_u[idx_u])
+            sizes = [len(p) for p in parts]
+            with autocast(device):
+                feats = _forward(model, torch.cat(parts), k, cached)
+                f_split = list(feats.split(sizes))
+                f_t = f_split[0]
+                logits_t = model.head(f_t)
+                yb = y_t[idx_t.to(device)]
+                loss = F.cross_entropy(logits_t.float(), yb)
+                batch = StepBatch(model, epoch, f_t, logits_t, yb)
+                if idx_s is not None:
+                    f_s = f_split[1]
+                    head = source_head if source_head is not None else model.head
+                    logits_s = head(f_s)
+                    ce = F.cross_entropy(logits_s.float(), y_s[idx_s], reduction="none")
+                    loss = (loss + ratio * (ce * w_s[idx_s]).mean()) / (1.0 + ratio)
+                    batch.source_features, batch.source_logits, batch.source_y = f_s, logits_s, y_s[idx_s]
+                if idx_u is not None:
+                    batch.unlabeled_features = f_split[-1]
+                if cfg.extra_loss is not None:
+                    loss = loss + cfg.extra_loss(batch)
+            if not torch.isfinite(loss.detach()):
+                raise TrainingDiverged(
+                    f"{cfg.name}: the training loss became {float(loss.detach())} in epoch {epoch} "
+                    f"(learning rate {cfg.lr:g}); try a smaller learning rate or transfer strength"
+                )
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        if x_v is None:
+            continue
+        pred = _predict_from(model, x_v, k, cached, device, 4 * bs)
+        val = score(task.score, task.target_val.y, pred, task.num_classes)
+        history.append(val)
+        if best is None or val > best[0]:
+            best = (val, epoch, {n: t.detach().clone() for n, t in model.state_dict().items()})
+        if report is not None:
+            report(epoch, val)
+
+    info = dict(cfg.info)
+    info.update({"freeze": k, "cached_prefix": cached})
+    if best is None:
+        model.eval()
+        return FitResult(model=model, val_score=None, val_pred=None, epochs=cfg.epochs,
+                         history=history, info=info)
+    model.load_state_dict(best[2])
+    model.eval()
+    pred = _predict_from(model, x_v, k, cached, device, 4 * bs)
+    info["last_val_score"] = history[-1]
+    return FitResult(model=model, val_score=best[0], val_pred=pred, epochs=best[1], history=history,
+                     info=info)
+
+
+def predict_proba(model: nn.Module, X: np.ndarray, device: str = "cpu", batch_size: int = 256) -> np.ndarray:
+    """Class probabilities (``N x C``) of ``model`` on Domain-convention inputs ``X``."""
+    was = model.training
+    model.eval()
+    model.to(device)
+    x = as_tensor(X)
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            with autocast(device):
+                logits = model(x[i : i + batch_size].to(device))
+            out.append(torch.softmax(logits.float(), 1).cpu())
+    model.train(was)
+    if not out:
+        return np.zeros((0, 0), dtype=np.float32)
+    return torch.cat(out).numpy()
+
+
+def predict(model: nn.Module, X: np.ndarray, device: str = "cpu", batch_size: int = 256) -> np.ndarray:
+    """Predicted class ids of ``model`` on Domain-convention inputs ``X``."""
+    proba = predict_proba(model, X, device, batch_size)
+    return proba.argmax(1) if len(proba) else np.zeros(0, dtype=np.int64)
+
+
+def copy_backbone(model: Backbone) -> Backbone:
+    """A deep copy (for reference weights, e.g. L2-SP's w_source)."""
+    return copy.deepcopy(model)
