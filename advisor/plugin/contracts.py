@@ -23,6 +23,11 @@ if TYPE_CHECKING:  # torch and optuna stay out of the CLI's import path
 
 StrategyFamily = Literal["instance", "feature", "model", "progressive", "baseline"]
 FAMILIES: tuple[str, ...] = ("instance", "feature", "model", "progressive", "baseline")
+#: What a strategy is for in the verdict: ``reference`` candidates train on the target alone and
+#: the best of them is what every gap is measured against; ``probe`` reads the frozen source
+#: features; ``transfer`` is everything else that uses the source.
+StrategyRole = Literal["reference", "probe", "transfer"]
+ROLES: tuple[str, ...] = ("reference", "probe", "transfer")
 MetricKind = Literal["similarity", "transferability"]
 METRIC_KINDS: tuple[str, ...] = ("similarity", "transferability")
 
@@ -113,10 +118,11 @@ class Risk:
 
 @runtime_checkable
 class Strategy(Protocol):
-    """A transfer strategy. Attributes: ``name``, ``family``, ``description``, ``needs``."""
+    """A transfer strategy. Attributes: ``name``, ``family``, ``role``, ``description``, ``needs``."""
 
     name: str
     family: StrategyFamily
+    role: StrategyRole
     description: str
     needs: Needs
 
@@ -221,7 +227,7 @@ class Scenario(Protocol):
 
 
 REQUIRED_ATTRIBUTES: dict[str, tuple[str, ...]] = {
-    "strategy": ("name", "family", "description", "needs", "default_params", "search_space",
+    "strategy": ("name", "family", "role", "description", "needs", "default_params", "search_space",
                  "fit", "risks"),
     "metric": ("name", "kind", "description", "needs", "compute"),
     "scenario": ("name", "description", "expected", "build"),

@@ -21,7 +21,7 @@ import pluggy
 
 from advisor.plugin import hookspecs
 from advisor.errors import InputError, PluginError
-from advisor.plugin.contracts import FAMILIES, METRIC_KINDS, REQUIRED_ATTRIBUTES
+from advisor.plugin.contracts import FAMILIES, METRIC_KINDS, REQUIRED_ATTRIBUTES, ROLES
 
 BUILTIN_DISTRIBUTION = "transfer-advisor"
 DISABLE_ENV = "TRANSFER_ADVISOR_NO_PLUGINS"
@@ -122,6 +122,8 @@ def _validate(kind: str, obj: Any, plugin: str, registry: Registry) -> str:
     name = obj.name
     if not isinstance(name, str) or not _NAME.match(name):
         raise PluginError(plugin, f"{kind} name {name!r} must be lower-case letters, digits, - or _")
+    if kind == "strategy" and obj.role not in ROLES:
+        raise PluginError(plugin, f"strategy {name!r} has role {obj.role!r}; expected one of {ROLES}")
     if kind == "strategy" and obj.family not in FAMILIES:
         raise PluginError(
             plugin, f"strategy {name!r} has family {obj.family!r}; expected one of {FAMILIES}"

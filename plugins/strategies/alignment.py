@@ -60,6 +60,7 @@ class FeatureAlignment:
 
     name = "feature_alignment"
     family = "feature"
+    role = "transfer"
     description = ("Train on labelled source and target together plus an MMD or CORAL penalty "
                    "between their features (DAN / Deep CORAL).")
     needs = Needs(source_data=True)

@@ -17,6 +17,7 @@ class TargetOnly:
 
     name = "target_only"
     family = "baseline"
+    role = "reference"
     description = "Train the same architecture from scratch on the target only (no transfer)."
     needs = Needs()
 
@@ -48,6 +49,7 @@ class LinearProbe:
 
     name = "linear_probe"
     family = "baseline"
+    role = "probe"
     description = "Freeze the whole source backbone and train a new linear head on its features."
     needs = Needs(source_model=True)
 
@@ -81,6 +83,7 @@ class Finetune:
 
     name = "finetune"
     family = "baseline"
+    role = "transfer"
     description = "Fine-tune the source model with a new head, freezing the first `freeze` blocks."
     needs = Needs(source_model=True)
 

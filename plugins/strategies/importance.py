@@ -81,6 +81,7 @@ class ImportanceWeighting:
 
     name = "importance_weighting"
     family = "instance"
+    role = "transfer"
     description = ("Re-weight labelled source samples by a domain classifier's density ratio and "
                    "train on them with the target.")
     needs = Needs(source_data=True)

@@ -22,6 +22,7 @@ class L2SP:
 
     name = "l2sp"
     family = "model"
+    role = "transfer"
     description = "Fine-tune with an L2 penalty pulling the backbone towards the source weights (L2-SP)."
     needs = Needs(source_model=True)
 

@@ -36,6 +36,7 @@ class ProgressiveUnfreezing:
 
     name = "progressive_unfreezing"
     family = "progressive"
+    role = "transfer"
     description = ("Unfreeze blocks from the top down during training with discriminative learning "
                    "rates (ULMFiT), optionally after a linear-probe warm-up (LP-FT).")
     needs = Needs(source_model=True)

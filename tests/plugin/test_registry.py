@@ -13,9 +13,10 @@ from advisor.plugin.registry import build_registry
 
 
 class FakeStrategy:
-    def __init__(self, name: str, family: str = "model") -> None:
+    def __init__(self, name: str, family: str = "model", role: str = "transfer") -> None:
         self.name = name
         self.family = family
+        self.role = role
         self.description = "a fake"
         self.needs = Needs()
 
@@ -78,7 +79,7 @@ def test_duplicate_name_is_reported_naming_both_plugins(good):
 
 
 def test_missing_attribute_names_the_plugin_and_rolls_back():
-    obj = types.SimpleNamespace(name="broken", family="model", description="no fit", needs=Needs(),
+    obj = types.SimpleNamespace(name="broken", family="model", role="transfer", description="no fit", needs=Needs(),
                                 default_params=dict, search_space=dict, risks=list)
     bad = plugin(advisor_register_strategies=lambda register: (register(FakeStrategy("ok_one")), register(obj)))
     reg = build_registry(load_entry_points=False, plugins=[("bad", bad)])

@@ -133,6 +133,7 @@ class _FakeCentroidPull:
 
     name = "fake_norm"
     family = "model"
+    role = "transfer"
     description = "fine-tune with a feature-norm penalty"
     needs = Needs()
     calls: list[int] = []

@@ -36,6 +36,7 @@ class CentroidGap:
 class HeadOnly:
     name = "head_only"
     family = "baseline"
+    role = "probe"
     description = "A fresh linear head on frozen source features (example plugin)."
     needs = Needs()
 
