@@ -13,6 +13,10 @@ Blocks per architecture:
   without max-pool, as is usual for 32x32 images.
 - ``mobilenet_v3_small`` / ``efficientnet_b0``: their ``features`` grouped into stages by
   output resolution (a new block starts where the resolution halves), the last with the pool.
+- ``linear``: multinomial logistic regression on the raw inputs. One parameter-free block
+  (images: average-pooled to at most ``LINEAR_MAX_SIDE`` px a side, channels matched, flattened;
+  then standardised with stored statistics) and a linear head. The simple learner every
+  transfer strategy must beat.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ from advisor.models.backbone import Backbone, ModelSpec
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 TORCHVISION_ARCHS = ("resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_b0")
-ARCHS = ("cnn", "mlp", *TORCHVISION_ARCHS)
+ARCHS = ("cnn", "mlp", "linear", *TORCHVISION_ARCHS)
+#: The ``linear`` model reads images average-pooled to at most this many pixels a side.
+LINEAR_MAX_SIDE = 32
 
 
 class ImageInput(nn.Module):
@@ -103,6 +109,42 @@ def _mlp(spec: ModelSpec, num_classes: int) -> Backbone:
     return Backbone(blocks, nn.Linear(prev, num_classes), prev, spec)
 
 
+class RawInput(nn.Module):
+    """Raw inputs as one standardised vector: images pooled to ``side`` px with ``channels`` channels."""
+
+    def __init__(self, channels: int, side: int) -> None:
+        super().__init__()
+        self.channels = channels
+        self.side = side
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:
+            if x.shape[1] != self.channels:  # grey <-> colour, as the image loaders match them
+                x = x.expand(-1, self.channels, -1, -1) if x.shape[1] == 1 else x.mean(1, keepdim=True)
+            if x.shape[-2:] != (self.side, self.side):
+                x = nn.functional.adaptive_avg_pool2d(x, self.side)
+        return torch.flatten(x, 1)
+
+
+def linear_input_dim(spec: ModelSpec) -> int:
+    """The length of the ``linear`` model's input vector for ``spec``."""
+    if spec.input_kind == "features":
+        return int(spec.input_shape[0])
+    c, h = int(spec.input_shape[0]), int(spec.input_shape[-1])
+    side = min(h, LINEAR_MAX_SIDE)
+    return c * side * side
+
+
+def _linear(spec: ModelSpec, num_classes: int) -> Backbone:
+    d = linear_input_dim(spec)
+    if spec.input_kind == "features":
+        block = nn.Sequential(RawInput(1, 0), Standardize(d))
+    else:
+        side = min(int(spec.input_shape[-1]), LINEAR_MAX_SIDE)
+        block = nn.Sequential(RawInput(int(spec.input_shape[0]), side), Standardize(d))
+    return Backbone([block], nn.Linear(d, num_classes), d, spec)
+
+
 def _resnet(spec: ModelSpec, num_classes: int) -> Backbone:
     import torchvision
 
@@ -146,6 +188,7 @@ def _staged(spec: ModelSpec, num_classes: int) -> Backbone:
 _BUILDERS: dict[str, Callable[[ModelSpec, int], Backbone]] = {
     "cnn": _cnn,
     "mlp": _mlp,
+    "linear": _linear,
     "resnet18": _resnet,
     "resnet50": _resnet,
     "mobilenet_v3_small": _staged,
@@ -159,7 +202,7 @@ def build(spec: ModelSpec, num_classes: int, seed: int | None = None) -> Backbon
         raise InputError(f"unknown architecture {spec.arch!r}; known: {', '.join(ARCHS)}")
     if spec.arch == "mlp" and spec.input_kind != "features":
         raise InputError("the mlp model is for feature tables; images need cnn or a torchvision arch")
-    if spec.arch != "mlp" and spec.input_kind != "images":
+    if spec.arch not in ("mlp", "linear") and spec.input_kind != "images":
         raise InputError(f"{spec.arch} takes images; feature tables need --model mlp")
     if seed is not None:
         torch.manual_seed(seed)

@@ -12,13 +12,14 @@ from advisor.plugin.hookspecs import Register
 
 @hookimpl
 def advisor_register_strategies(register: Register) -> None:
-    """Register the seven built-in strategies (four transfer families and three baselines)."""
+    """Register the built-in strategies: four transfer families, pooled logistic regression, four baselines."""
     from advisor_plugins.strategies.alignment import FeatureAlignment
     from advisor_plugins.strategies.baselines import Finetune, LinearProbe, TargetOnly
     from advisor_plugins.strategies.importance import ImportanceWeighting
     from advisor_plugins.strategies.l2sp import L2SP
+    from advisor_plugins.strategies.linear import PooledLinear, TargetLinear
     from advisor_plugins.strategies.progressive import ProgressiveUnfreezing
 
     for strategy in (ImportanceWeighting(), FeatureAlignment(), L2SP(), ProgressiveUnfreezing(),
-                     TargetOnly(), LinearProbe(), Finetune()):
+                     PooledLinear(), TargetOnly(), TargetLinear(), LinearProbe(), Finetune()):
         register(strategy)

@@ -25,7 +25,8 @@ from advisor.search.training import TrainConfig, config_from_params, predict, tr
 
 NAMES = {"importance_weighting": "instance", "feature_alignment": "feature", "l2sp": "model",
          "progressive_unfreezing": "progressive", "target_only": "baseline", "linear_probe": "baseline",
-         "finetune": "baseline"}
+         "finetune": "baseline", "target_linear": "baseline", "pooled_linear": "instance"}
+LINEAR = ("target_linear", "pooled_linear")
 TRANSFER = ["importance_weighting", "feature_alignment", "l2sp", "progressive_unfreezing", "finetune"]
 SPEC = ModelSpec("cnn", "images", (1, 16, 16))
 CLASSES = tuple(str(i) for i in range(10))
@@ -48,7 +49,7 @@ def test_names_and_families(registry):
 
 def test_registering_does_not_import_torch():
     code = ("import sys; from advisor.plugin.registry import build_registry; import advisor_plugins.strategies as m;"
-            "r = build_registry(load_entry_points=False, plugins=[('b', m)]); assert len(r.strategies) == 7;"
+            "r = build_registry(load_entry_points=False, plugins=[('b', m)]); assert len(r.strategies) == 9;"
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -70,6 +71,10 @@ def test_search_spaces_keep_the_transfer_knob_on(registry):
         for name, strategy in registry.strategies.items():
             trial = study.ask()
             p = strategy.search_space(trial, task)
+            if name in LINEAR:  # convex fits to convergence: no epochs, rate or freeze depth
+                assert 1e-4 <= p["l2"] <= 1 and 0.05 <= p.get("target_share", 0.5) <= 0.95
+                study.tell(trial, 0.0)
+                continue
             assert p["epochs"] == 7 and p["lr"] > 0 and 0 <= p["freeze"] <= task.depth
             if name in ("importance_weighting", "feature_alignment"):
                 assert 0.01 <= p["lam"] <= 10
@@ -79,8 +84,9 @@ def test_search_spaces_keep_the_transfer_knob_on(registry):
             if name == "l2sp":
                 assert p["alpha"] > 0 and p["beta"] > 0 and p["freeze"] < task.depth
             study.tell(trial, 0.0)
-    for strategy in registry.strategies.values():
-        assert strategy.default_params(task)["epochs"] == 7
+    for name, strategy in registry.strategies.items():
+        if name not in LINEAR:
+            assert strategy.default_params(task)["epochs"] == 7
 
 
 def test_source_strategies_are_not_applicable_without_source(registry):
