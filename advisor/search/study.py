@@ -6,10 +6,17 @@ The budget is a number of *finished* (complete or pruned) trials per strategy, s
 study, so a rerun of a finished run adds nothing and several workers share it: a worker asks
 for a trial, checks the trial's rank among the non-failed trials, and fails a surplus trial
 without running it (``MaxTrialsCallback`` alone overshoots with concurrent workers).
+
+Every trial draws its parameters from a sampler seeded by (run seed, strategy, trial number), so
+two workers (or a process resuming after a kill) never draw alike while a single-process run with
+a trial budget gives the same trials every time. A trial whose parameters equal those of a
+finished or running trial is failed before training (``duplicate``) and the next trial draws
+again; a trial whose worker died is enqueued again with its parameters, once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import warnings
@@ -25,19 +32,72 @@ from advisor.runs.storage import pid_alive, worker_host, worker_id
 #: 3-minute target on a 2-core CPU (see BENCHMARKS.md).
 DEFAULT_TRIALS = 6
 MAX_CONSECUTIVE_FAILURES = 3
+#: Consecutive duplicate draws after which a duplicate is trained anyway (the space is exhausted).
+MAX_REDRAWS = 20
 BUDGET_ATTR = "budget"
+#: Optuna's own mark of a retried trial (``RetryFailedTrialCallback``); our re-enqueues use it too.
+FAILED_TRIAL_ATTR = "failed_trial"
 
 
 def study_name(run: str, strategy: str) -> str:
     return f"{run}:{strategy}"
 
 
+def trial_seed(seed: int, strategy: str, number: int) -> int:
+    """The sampler seed of trial ``number``: the same in every process, different for every trial."""
+    digest = hashlib.sha256(f"{seed}:{strategy}:{number}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def _trial_seeded_sampler(seed: int, strategy: str) -> Any:
+    """A TPE sampler re-created for each trial with ``trial_seed`` (a factory: Optuna loads lazily)."""
+    import optuna
+
+    class TrialSeededSampler(optuna.samplers.BaseSampler):
+        """Delegates to a ``TPESampler`` seeded by (run seed, strategy, trial number).
+
+        A sampler seeded once per process draws the same sequence in every process of a run;
+        seeding per trial number keeps a single process reproducible and makes workers differ.
+        """
+
+        def __init__(self) -> None:
+            self._number: int | None = None
+            self._inner: Any = None
+
+        def _for(self, trial: Any) -> Any:
+            if self._inner is None or self._number != trial.number:
+                self._inner = optuna.samplers.TPESampler(seed=trial_seed(seed, strategy, trial.number),
+                                                         n_startup_trials=3)
+                self._number = trial.number
+            return self._inner
+
+        def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
+            return self._for(trial).infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study: Any, trial: Any, search_space: dict[str, Any]) -> dict[str, Any]:
+            return self._for(trial).sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study: Any, trial: Any, param_name: str, param_distribution: Any) -> Any:
+            return self._for(trial).sample_independent(study, trial, param_name, param_distribution)
+
+        def before_trial(self, study: Any, trial: Any) -> None:
+            self._for(trial).before_trial(study, trial)
+
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            self._for(trial).after_trial(study, trial, state, values)
+
+        def reseed_rng(self) -> None:
+            pass  # the seed is a function of the trial number, by design
+
+    return TrialSeededSampler()
+
+
 def make_study(storage: Any, run: str, strategy: Strategy, task: TransferTask, seed: int) -> Any:
-    """Create or load the study of ``strategy``; a new study gets the default setting enqueued."""
+    """Create or load the study of ``strategy`` (no plugin code runs here: see ``start_search``)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=3)
+    sampler = _trial_seeded_sampler(seed, strategy.name)
     # Prune only after a third of the epochs: early epochs rank settings poorly (a low
     # learning rate starts slowly and often ends best).
     pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=max(3, task.max_epochs // 3))
@@ -47,9 +107,8 @@ def make_study(storage: Any, run: str, strategy: Strategy, task: TransferTask, s
     except KeyError:
         study = optuna.create_study(study_name=name, storage=storage, direction="maximize", sampler=sampler,
                                     pruner=pruner, load_if_exists=True)
-    if not study.trials:
+    if "strategy" not in study.user_attrs:
         study.set_user_attr("strategy", strategy.name)
-        study.enqueue_trial(strategy.default_params(task), skip_if_exists=True)
     return study
 
 
@@ -86,8 +145,8 @@ def reap_dead_trials(study: Any) -> int:
 
     A journal file has no heartbeats; an RDB storage with heartbeats also has its expired
     trials failed by Optuna here. With heartbeats, a reaped trial is retried like an expired
-    one (the storage's ``RetryFailedTrialCallback`` enqueues its parameters again). Returns how
-    many trials were failed by the pid check.
+    one (the storage's ``RetryFailedTrialCallback`` enqueues its parameters again); without,
+    ``requeue_dead_trials`` does it. Returns how many trials were failed by the pid check.
     """
     import copy
 
@@ -102,6 +161,7 @@ def reap_dead_trials(study: Any) -> int:
         w_host, _, w_pid = worker.rpartition(":")
         if w_host == host and w_pid.isdigit() and int(w_pid) != os.getpid() and not pid_alive(int(w_pid)):
             storage.set_trial_user_attr(t._trial_id, "error", f"worker {worker} died")
+            storage.set_trial_user_attr(t._trial_id, "died", True)
             try:
                 if not storage.set_trial_state_values(t._trial_id, state=fail):
                     continue
@@ -116,7 +176,34 @@ def reap_dead_trials(study: Any) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+    requeue_dead_trials(study)
     return reaped
+
+
+def requeue_dead_trials(study: Any) -> list[int]:
+    """Enqueue once more the parameters of each trial failed because its worker died.
+
+    Only trials marked ``died`` by ``reap_dead_trials`` qualify (a fit that raised is not retried),
+    and only once: a trial that is itself a retry, or whose retry exists (Optuna's heartbeat
+    callback marks retries the same way), is skipped. Returns the numbers of the trials enqueued.
+    """
+    import optuna
+
+    _, _, _, fail = _states()
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.system_attrs.get(FAILED_TRIAL_ATTR) for t in trials}
+    done = []
+    for t in trials:
+        if t.state != fail or not t.user_attrs.get("died") or not t.params:
+            continue
+        if t.number in retried or FAILED_TRIAL_ATTR in t.system_attrs:
+            continue
+        study.add_trial(optuna.trial.create_trial(
+            state=optuna.trial.TrialState.WAITING,
+            system_attrs={"fixed_params": dict(t.params), FAILED_TRIAL_ATTR: t.number, "retry_history": [t.number]},
+        ))
+        done.append(t.number)
+    return done
 
 
 def wait_for_running(states: list[SearchState], deadline: float | None = None, poll: float = 1.0) -> bool:
@@ -140,13 +227,22 @@ class SurplusTrial(Exception):
     """This trial's rank is past the budget: another worker already holds every slot."""
 
 
-class Objective:
-    """Optuna objective for one strategy: suggest, train, report every epoch, prune."""
+class DuplicateTrial(Exception):
+    """This trial drew the parameters of a finished or running trial: it is failed and drawn again."""
 
-    def __init__(self, strategy: Strategy, task: TransferTask, budget: int) -> None:
+
+class Objective:
+    """Optuna objective for one strategy: suggest, train, report every epoch, prune.
+
+    Every call into the strategy (``search_space``, ``fit``) is isolated: its error is recorded on
+    the trial (``error``) and the trial fails; the search loop decides whether the strategy goes on.
+    """
+
+    def __init__(self, strategy: Strategy, task: TransferTask, budget: int, allow_duplicate: bool = False) -> None:
         self.strategy = strategy
         self.task = task
         self.budget = budget
+        self.allow_duplicate = allow_duplicate
 
     def __call__(self, trial: Any) -> float:
         import optuna
@@ -154,7 +250,15 @@ class Objective:
         trial.set_user_attr("worker", worker_id())
         self._check_rank(trial)
         started = time.perf_counter()
-        params = self.strategy.search_space(trial, self.task)
+        try:
+            params = self.strategy.search_space(trial, self.task)
+            if not isinstance(params, dict):
+                raise TypeError(f"search_space returned {type(params).__name__}, not a dict")
+        except Exception as exc:
+            trial.set_user_attr("error", f"search_space: {_one_line(exc)}")
+            raise
+        if not self.allow_duplicate:
+            self._check_duplicate(trial)
         # Everything the fit used, not only what was suggested: the retrain on train+val must
         # train with the same batch size (a default of the search split's size), or "epochs"
         # would mean fewer steps there.
@@ -169,6 +273,8 @@ class Objective:
 
         try:
             result: FitResult = self.strategy.fit(self.task, params, report)
+            if result.val_score is None:
+                raise AdvisorError(f"strategy {self.strategy.name} returned no validation score")
         except optuna.TrialPruned:
             raise
         except Exception as exc:
@@ -182,8 +288,6 @@ class Objective:
         info = {k: v for k, v in result.info.items() if isinstance(v, int | float | str | bool)}
         if info:
             trial.set_user_attr("info", info)
-        if result.val_score is None:
-            raise AdvisorError(f"strategy {self.strategy.name} returned no validation score")
         return float(result.val_score)
 
     def _check_rank(self, trial: Any) -> None:
@@ -193,6 +297,17 @@ class Objective:
         if trial.number in numbers and numbers.index(trial.number) >= self.budget:
             trial.set_user_attr("surplus", True)
             raise SurplusTrial(f"trial {trial.number} is past the budget of {self.budget}")
+
+    def _check_duplicate(self, trial: Any) -> None:
+        """Fail the trial if a finished trial, or an earlier running one, has exactly its parameters."""
+        complete, pruned, running, _ = _states()
+        params = trial.params
+        for t in trial.study.get_trials(deepcopy=False, states=(complete, pruned, running)):
+            if t.number == trial.number or t.params != params:
+                continue
+            if t.state != running or t.number < trial.number:
+                trial.set_user_attr("duplicate", t.number)
+                raise DuplicateTrial(f"trial {trial.number} repeats the parameters of trial {t.number}")
 
 
 def _one_line(exc: BaseException) -> str:
@@ -210,6 +325,8 @@ class SearchState:
     consecutive_failures: int = 0
     failed: bool = False
     errors: list[str] = field(default_factory=list)
+    redraws: int = 0  # consecutive duplicate draws (see MAX_REDRAWS)
+    started: bool = False  # the default setting is enqueued (``start_search``)
 
     @property
     def done(self) -> bool:
@@ -232,6 +349,8 @@ def run_search(
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    for state in states:
+        start_search(state, task)
     while True:
         active = [s for s in states if not s.done]
         if not active:
@@ -245,13 +364,17 @@ def run_search(
             reap_dead_trials(state.study)
             if finished_trials(state.study) + len(running_trials(state.study)) >= state.budget:
                 continue  # other workers hold the remaining slots
-            objective = Objective(state.strategy, task, state.budget)
+            objective = Objective(state.strategy, task, state.budget, allow_duplicate=state.redraws >= MAX_REDRAWS)
             ran: list[Any] = []
             state.study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False,
                                  callbacks=[lambda _study, frozen, ran=ran: ran.append(frozen)])
             trial = ran[0] if ran else None
             progressed = True
             _, _, _, fail = _states()
+            if trial is not None and "duplicate" in trial.user_attrs:
+                state.redraws += 1  # drawn again on its next turn: not a failure of the strategy
+                continue
+            state.redraws = 0
             if trial is not None and trial.state == fail and not trial.user_attrs.get("surplus"):
                 state.consecutive_failures += 1
                 state.errors.append(str(trial.user_attrs.get("error", "unknown error")))
@@ -264,3 +387,23 @@ def run_search(
         if not progressed:
             # Every remaining slot is held by another live worker: wait for them.
             time.sleep(1.0)
+
+
+def start_search(state: SearchState, task: TransferTask) -> None:
+    """Before a state's first trial here: reap dead trials (re-enqueueing their parameters) and, in a
+    new study, enqueue the strategy's default setting. A raising ``default_params`` fails the
+    strategy with its error; the other strategies go on."""
+    if state.started:
+        return
+    state.started = True
+    reap_dead_trials(state.study)
+    if state.study.trials:
+        return
+    try:
+        params = state.strategy.default_params(task)
+        if not isinstance(params, dict):
+            raise TypeError(f"default_params returned {type(params).__name__}, not a dict")
+        state.study.enqueue_trial(params, skip_if_exists=True)
+    except Exception as exc:  # noqa: BLE001 - a plugin's error is reported, never fatal to the run
+        state.failed = True
+        state.errors.append(f"default_params: {_one_line(exc)}")
