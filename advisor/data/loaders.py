@@ -87,10 +87,13 @@ def check_compatible(source: Domain, target: Domain) -> None:
         )
 
 
-def match_channels(domains: list[Domain | None], channels: int | None = None) -> list[Domain | None]:
+def match_channels(
+    domains: list[Domain | None], channels: int | None = None, average_to_grey: bool = False
+) -> list[Domain | None]:
     """Give every image domain the same channel count (greyscale is repeated to RGB when mixed).
 
-    ``channels`` forces a count (a model's); RGB data cannot become greyscale and is refused.
+    ``channels`` forces a count (a model's); RGB data cannot become greyscale and is refused,
+    unless ``average_to_grey`` (prediction with a greyscale model: the channels' mean).
     """
     present = [d for d in domains if d is not None and d.kind == "images"]
     if not present:
@@ -102,6 +105,9 @@ def match_channels(domains: list[Domain | None], channels: int | None = None) ->
             out.append(d)
         elif d.X.shape[1] == 1 and want == 3:
             out.append(Domain(d.name, np.repeat(d.X, 3, axis=1), d.y, d.classes, d.kind, d.origin))
+        elif d.X.shape[1] == 3 and want == 1 and average_to_grey:
+            grey = d.X.mean(1, keepdims=True).astype(np.float32)
+            out.append(Domain(d.name, grey, d.y, d.classes, d.kind, d.origin))
         else:
             raise InputError(f"{d.name} has {d.X.shape[1]}-channel images but {want} channels are needed")
     return out

@@ -326,9 +326,10 @@ def _build_model(data: LoadedData, req: InputRequest) -> tuple[Backbone | None, 
         return backbone_from_checkpoint(choice.checkpoint), True, f"checkpoint {choice.checkpoint.path}"
     spec = default_spec(choice.arch, target)
     if data.source is not None and data.source.labelled:
+        from advisor.device import resolve_device
         from advisor.models.sources import pretrain_source
 
-        backbone, note = pretrain_source(data.source, spec, seed=req.seed, device=_device(req.device))
+        backbone, note = pretrain_source(data.source, spec, seed=req.seed, device=resolve_device(req.device))
         return backbone, True, f"{choice.arch} {note}"
     from advisor.models.architectures import build
 
@@ -336,12 +337,3 @@ def _build_model(data: LoadedData, req: InputRequest) -> tuple[Backbone | None, 
     backbone.source_classes = ()
     return backbone, False, (f"random {choice.arch} (no source model or source data): strategies that "
                              "need a pretrained model are not applicable")
-
-
-def _device(name: str) -> str:
-    """``auto`` becomes ``cuda`` when available, else ``cpu``; anything else is kept."""
-    if name != "auto":
-        return name
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"

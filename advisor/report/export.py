@@ -4,6 +4,11 @@ Files, for ``--export model.pt``: ``model.pt`` (a state dict of tensors only, re
 ``torch.load(weights_only=True)``), ``model.json`` (architecture and blocks, input kind and size,
 class names, strategy and parameters, scores, data fingerprints, versions, and the SHA-256 of the
 weights file) and ``model.md`` (the model card). No pickled Python objects.
+
+What decides a prediction (architecture and input shape, normalisation options, blocks, classes)
+is also hashed into the weights file itself (``METADATA_DIGEST_KEY``, a uint8 tensor), so an edit
+of ``model.json`` that the weights' SHA-256 cannot see (reversed class names, a changed input
+shape) is refused on load: updating it would mean rewriting the weights file too.
 """
 
 from __future__ import annotations
@@ -20,7 +25,15 @@ import numpy as np
 from advisor import __version__
 from advisor.errors import AdvisorFailure, InputError
 
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2
+#: State-dict entry holding the SHA-256 of the metadata that decides predictions.
+METADATA_DIGEST_KEY = "_advisor.metadata_sha256"
+#: Metadata fields covered by that digest.
+COVERED_FIELDS = ("format", "spec", "blocks", "feature_dim", "num_classes", "classes")
+#: Bounds of an export's ``input_shape``: a side of an image, a feature table's width, their product.
+MAX_IMAGE_SIDE = 4096
+MAX_FEATURES = 1 << 20
+MAX_INPUT_VALUES = 3 * MAX_IMAGE_SIDE * MAX_IMAGE_SIDE
 
 
 def _sha256(path: Path) -> str:
@@ -29,6 +42,29 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def metadata_digest(meta: dict[str, Any]) -> bytes:
+    """SHA-256 of the covered metadata fields (canonical JSON: key order and spacing do not matter)."""
+    doc = {k: meta.get(k) for k in COVERED_FIELDS}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).digest()
+
+
+def check_input_shape(spec: Any, where: str | Path) -> None:
+    """Refuse an input shape no model here was trained on (and that would allocate without bound)."""
+    shape = tuple(spec.input_shape)
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape):
+        raise InputError(f"{where}: input_shape {list(shape)} must be positive whole numbers")
+    if spec.input_kind == "images":
+        ok = len(shape) == 3 and shape[0] in (1, 3) and max(shape[1:]) <= MAX_IMAGE_SIDE
+        bound = f"[1 or 3, H, W] with H and W at most {MAX_IMAGE_SIDE}"
+    elif spec.input_kind == "features":
+        ok = len(shape) == 1 and shape[0] <= MAX_FEATURES
+        bound = f"[d] with d at most {MAX_FEATURES}"
+    else:
+        raise InputError(f"{where}: input_kind {spec.input_kind!r} is neither images nor features")
+    if not ok or int(np.prod(shape)) > MAX_INPUT_VALUES:
+        raise InputError(f"{where}: input_shape {list(shape)} is out of bounds for {spec.input_kind} ({bound})")
 
 
 def paths_for(path: str | Path) -> tuple[Path, Path, Path]:
@@ -48,8 +84,6 @@ def export_model(model: Any, path: str | Path, meta: dict[str, Any]) -> Path:
         weights.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot write export to {weights.parent}: {exc.strerror}") from exc
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save(state, weights)
     full = {
         "format": EXPORT_FORMAT,
         "spec": model.spec.to_json(),
@@ -57,11 +91,15 @@ def export_model(model: Any, path: str | Path, meta: dict[str, Any]) -> Path:
         "feature_dim": model.feature_dim,
         "num_classes": int(model.head.out_features),
         "weights_file": weights.name,
-        "weights_sha256": _sha256(weights),
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "versions": {"advisor": __version__, "torch": torch.__version__},
         **meta,
     }
+    full = json.loads(json.dumps(full, default=str))  # the digest hashes what model.json will hold
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    state[METADATA_DIGEST_KEY] = torch.tensor(list(metadata_digest(full)), dtype=torch.uint8)
+    torch.save(state, weights)
+    full["weights_sha256"] = _sha256(weights)
     meta_path.write_text(json.dumps(full, indent=2, default=str) + "\n")
     card.write_text(model_card(full))
     return weights
@@ -158,12 +196,17 @@ def load_export(path: str | Path) -> Exported:
         raise InputError(f"{meta_path} has export format {meta.get('format')!r}; expected {EXPORT_FORMAT}")
     if len(classes) != num_classes:
         raise InputError(f"{meta_path} lists {len(classes)} classes for a {num_classes}-class head")
+    check_input_shape(spec, meta_path)
     if _sha256(weights) != meta.get("weights_sha256"):
         raise InputError(f"{weights} does not match its metadata (SHA-256 differs: edited or truncated)")
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise InputError(f"{weights} is not a readable state dict ({type(exc).__name__})") from exc
+    digest = state.pop(METADATA_DIGEST_KEY, None) if isinstance(state, dict) else None
+    if not isinstance(digest, torch.Tensor) or digest.numpy().tobytes() != metadata_digest(meta):
+        raise InputError(f"{meta_path} does not match {weights.name}: classes, input shape, normalisation or "
+                         "architecture were edited after export")
     model = build(spec, num_classes)
     try:
         model.load_state_dict(state, strict=True)

@@ -31,23 +31,10 @@ def load_input(exported: Exported, path: str | Path, label_column: str = "label"
     if kind == "features" and domain.X.shape[1] != shape[0]:
         raise InputError(f"{path} has {domain.X.shape[1]} features per row; the model takes {shape[0]}")
     if kind == "images":
-        domain = _match_channels(domain, shape[0])
+        from advisor.data.loaders import match_channels
+
+        domain = match_channels([domain], shape[0], average_to_grey=True)[0]
     return domain
-
-
-def _match_channels(domain: Any, channels: int) -> Any:
-    from advisor.data.domain import Domain
-
-    c = domain.X.shape[1]
-    if c == channels:
-        return domain
-    if channels == 3 and c == 1:
-        X = np.repeat(domain.X, 3, axis=1)
-    elif channels == 1 and c == 3:
-        X = domain.X.mean(1, keepdims=True)
-    else:
-        raise InputError(f"images have {c} channels; the model takes {channels}")
-    return Domain(domain.name, X.astype(np.float32), domain.y, domain.classes, domain.kind, domain.origin)
 
 
 def _single_image(path: Path, shape: tuple[int, ...]) -> Any:

@@ -80,7 +80,7 @@ def test_report_reprints_the_run_without_training(exported):
     assert doc["recommendation"]["strategy"] in text and "Recommendation" in text
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate", "arch", "classes", "no_meta"])
+@pytest.mark.parametrize("damage", ["flip", "truncate", "arch", "classes", "reversed", "huge_shape", "no_meta"])
 def test_tampered_export_is_refused(exported, tmp_path, damage):
     root, _, _ = exported
     for suffix in (".pt", ".json", ".md"):
@@ -100,6 +100,12 @@ def test_tampered_export_is_refused(exported, tmp_path, damage):
         meta_path.write_text(json.dumps(meta))
     elif damage == "classes":
         meta["classes"] = meta["classes"][:-1]
+        meta_path.write_text(json.dumps(meta))
+    elif damage == "reversed":  # same count, swapped labels: only the digest inside the weights sees it
+        meta["classes"] = meta["classes"][::-1]
+        meta_path.write_text(json.dumps(meta))
+    elif damage == "huge_shape":
+        meta["spec"]["input_shape"] = [1, 100000, 100000]
         meta_path.write_text(json.dumps(meta))
     else:
         meta_path.unlink()

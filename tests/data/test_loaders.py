@@ -244,6 +244,8 @@ def test_match_channels_repeats_grey_when_mixed():
     out = match_channels([grey, rgb, None])
     assert out[0].X.shape == (2, 3, 8, 8) and out[1] is rgb and out[2] is None
     _raises("3-channel images but 1 channels are needed", match_channels, [rgb], 1)
+    (grey_rgb,) = match_channels([rgb], 1, average_to_grey=True)  # prediction with a greyscale model
+    assert grey_rgb.X.shape == (2, 1, 8, 8) and np.allclose(grey_rgb.X[:, 0], rgb.X.mean(1))
 
 
 def test_encode_labels_rejects_fractional_ids():
