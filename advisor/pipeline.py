@@ -24,23 +24,15 @@ from advisor.errors import InputError
 from advisor.models.inputs import InputRequest, ResolvedInputs, resolve_inputs
 from advisor.plugin.contracts import TransferTask
 from advisor.plugin.registry import Registry, get_registry
-from advisor.runs.storage import (
-    DEFAULT_RUNS_DIR,
-    JOURNAL_NAME,
-    RunPaths,
-    mask_url,
-    open_storage,
-    read_json,
-    run_paths,
-    write_json,
-)
+from advisor.runs.files import atomic_write_text, check_export_target, check_writable
+from advisor.runs.location import DEFAULT_RUNS_DIR, RunLocation, is_rdb_url, mask_url
+from advisor.runs.storage import read_json, write_json
 from advisor.runs.taskstore import (
     StoredTask,
     TaskStore,
     check_data,
     inputs_from_store,
     model_bytes,
-    open_task_store,
     sha256,
     stored_backbone,
     with_backbone,
@@ -123,9 +115,9 @@ def _versions() -> dict[str, str]:
 
 @dataclass
 class PreparedRun:
-    """A run ready to work on: where it lives, its name and fingerprint, its inputs and task store."""
+    """A run ready to work on: where it lives (with its name), its fingerprint, its inputs and task store."""
 
-    paths: RunPaths
+    location: RunLocation
     name: str
     fingerprint: str
     inputs: ResolvedInputs
@@ -138,37 +130,54 @@ def _task_options(options: RecommendOptions) -> dict[str, Any]:
             "strategies": options.strategies, "trials": options.trials}
 
 
-def _run_storage(options: RecommendOptions, name: str) -> str:
-    run_dir = options.run_dir or str(Path(DEFAULT_RUNS_DIR) / name)
-    return options.storage or str(Path(run_dir) / JOURNAL_NAME)
+def _check_outputs(options: RecommendOptions, location: RunLocation | None) -> None:
+    """Every place the run writes takes files, checked before any training (one line, exit 2)."""
+    if options.export:
+        check_export_target(options.export)
+    if location is not None:
+        location.prepare()
+        return
+    check_writable(Path(options.run_dir or DEFAULT_RUNS_DIR), "run directory")
+    if options.storage and not is_rdb_url(options.storage):
+        check_writable(Path(options.storage).expanduser().parent, "journal folder")
 
 
-def resolve_for_run(request: InputRequest, options: RecommendOptions, registry: Registry) -> ResolvedInputs:
+def _written_options(options: RecommendOptions) -> dict[str, Any]:
+    """The options as config.json records them: no export target, the storage's secrets masked."""
+    doc = {k: v for k, v in asdict(options).items() if k != "export"}
+    if doc.get("storage"):
+        doc["storage"] = mask_url(doc["storage"])
+    return doc
+
+
+def resolve_for_run(request: InputRequest, location: RunLocation | None, registry: Registry) -> ResolvedInputs:
     """The inputs: with the run's stored model when ``--run`` names a stored run, else ``resolve_inputs``.
 
     A stored run's model is never rebuilt (a GPU and a CPU machine would pretrain different ones).
     """
-    if options.run_name:
-        store = open_task_store(_run_storage(options, options.run_name))
-        stored = store.load(options.run_name)
+    if location is not None:
+        store = location.task_store()
+        stored = store.load(location.run)
         if stored is not None:
             old_model = stored.request.get("model")
             if request.model is not None and request.model != old_model:
-                raise InputError(f"run {options.run_name!r} was created with --model {old_model or '(default)'}, "
+                raise InputError(f"run {location.run!r} was created with --model {old_model or '(default)'}, "
                                  f"not {request.model}; drop --model or use another --run")
             return inputs_from_store(request, stored, store, registry)
     return resolve_inputs(request, registry)
 
 
-def prepare_run(inputs: ResolvedInputs, request: InputRequest, options: RecommendOptions) -> PreparedRun:
+def prepare_run(inputs: ResolvedInputs, request: InputRequest, options: RecommendOptions,
+                location: RunLocation | None = None) -> PreparedRun:
     """Create or reopen the run: store its task and source model, or use the stored model; refuse a run
-    that belongs to another task."""
+    that belongs to another task. ``location`` is the run's place when ``--run`` named it; otherwise it
+    is resolved here from the default name."""
     assert inputs.backbone is not None
     fp = task_fingerprint(inputs, options.score, request.seed, options.max_epochs)
     name = options.run_name or _default_run_name(inputs, request, fp)
-    run_dir = options.run_dir or str(Path(DEFAULT_RUNS_DIR) / name)
-    paths = run_paths(run_dir, options.storage)
-    store = open_task_store(paths.storage)
+    loc = location or RunLocation.resolve(options.run_dir, options.storage, name)
+    loc.prepare()
+    store = loc.task_store()
     stored = store.load(name)
     if stored is None:
         data = model_bytes(inputs.backbone)
@@ -180,23 +189,22 @@ def prepare_run(inputs: ResolvedInputs, request: InputRequest, options: Recommen
         fp = task_fingerprint(inputs, options.score, request.seed, options.max_epochs)
     if stored.fingerprint != fp:
         raise InputError(
-            f"run {name!r} in {paths.shown_storage} belongs to a different task (fingerprint "
+            f"run {name!r} in {loc.shown_storage} belongs to a different task (fingerprint "
             f"{stored.fingerprint} != {fp}: score, seed or --max-epochs differ); use another --run-dir or --run"
         )
-    if paths.config.exists():
-        old = read_json(paths.config)
+    if loc.config.exists():
+        old = read_json(loc.config)
         if old.get("fingerprint") != fp:
             raise InputError(
-                f"run {name!r} in {paths.dir} belongs to a different task (fingerprint "
+                f"run {name!r} in {loc.dir} belongs to a different task (fingerprint "
                 f"{old.get('fingerprint')} != {fp}); use another --run-dir or --run"
             )
     else:
-        write_json(paths.config, {
-            "fingerprint": fp, "run": name, "request": asdict(request),
-            "options": {k: v for k, v in asdict(options).items() if k not in {"export"}},
-            "storage": mask_url(paths.storage), "data_fingerprints": inputs.fingerprints(),
+        write_json(loc.config, {
+            "fingerprint": fp, "run": name, "request": asdict(request), "options": _written_options(options),
+            "storage": loc.shown_storage, "data_fingerprints": inputs.fingerprints(),
         })
-    return PreparedRun(paths, name, fp, inputs, store)
+    return PreparedRun(loc, name, fp, inputs, store)
 
 
 def build_task(inputs: ResolvedInputs, request: InputRequest, score_name: str, max_epochs: int, cache: Any,
@@ -235,18 +243,20 @@ def recommend(
 
     if request.model == "none":
         raise InputError("advisor recommend needs a model; --model none is only for advisor similarity")
-    inputs = resolve_for_run(request, options, reg)
+    location = RunLocation.resolve(options.run_dir, options.storage, options.run_name) if options.run_name else None
+    _check_outputs(options, location)
+    inputs = resolve_for_run(request, location, reg)
     if inputs.backbone is None:
         raise InputError("advisor recommend needs a model; --model none is only for advisor similarity")
-    run = prepare_run(inputs, request, options)
-    paths, run_name, fp, inputs = run.paths, run.name, run.fingerprint, run.inputs
+    run = prepare_run(inputs, request, options, location)
+    where, run_name, fp, inputs = run.location, run.name, run.fingerprint, run.inputs
     emit("inputs", {"lines": inputs.describe()})
-    emit("run", {"dir": str(paths.dir), "storage": paths.shown_storage, "run": run_name})
+    emit("run", {"dir": str(where.dir), "storage": where.shown_storage, "run": run_name})
 
     from advisor.features.cache import FeatureCache
     from advisor.metrics.signals import compute_signals, metric_inputs
 
-    cache = FeatureCache(paths.cache, device=device)
+    cache = FeatureCache(where.cache, device=device)
     task = build_task(inputs, request, options.score, options.max_epochs, cache, device)
     signals = compute_signals(reg, metric_inputs(
         inputs.source, inputs.splits.train, inputs.splits.val, inputs.target_unlabeled,
@@ -273,16 +283,16 @@ def recommend(
         "failed": {},
         "complete": False,
     }
-    run_info = {"dir": str(paths.dir), "storage": paths.shown_storage, "run": run_name, "fingerprint": fp,
+    run_info = {"dir": str(where.dir), "storage": where.shown_storage, "run": run_name, "fingerprint": fp,
                 "seed": request.seed, "device": device, "versions": _versions(),
                 "data_fingerprints": inputs.fingerprints()}
     if options.trials == 0:
         doc["run"] = {**run_info, "elapsed_s": round(time.time() - started, 2)}
         doc["complete"] = True
-        _write_reports(paths, doc)
+        _write_reports(where, doc)
         return doc
 
-    storage = open_storage(paths.storage)
+    storage = where.optuna_storage()
     by_name = {s.name: s for s in strategies}
     order = [by_name[r.strategy] for r in advice.ranking]
     states = []
@@ -307,7 +317,7 @@ def recommend(
     doc.update(result)
     doc["complete"] = all_done
     doc["run"] = {**run_info, "elapsed_s": round(time.time() - started, 2)}
-    _write_reports(paths, doc)
+    _write_reports(where, doc)
     return doc
 
 
@@ -320,12 +330,13 @@ def _notes(inputs: ResolvedInputs, score_name: str) -> list[str]:
     return notes
 
 
-def _write_reports(paths: RunPaths, doc: dict[str, Any]) -> None:
+def _write_reports(location: RunLocation, doc: dict[str, Any]) -> None:
+    """report.json and report.md, each written to a temporary file and renamed."""
     from advisor.report.render import render_markdown
 
     public = {k: v for k, v in doc.items() if not k.startswith("_")}
-    write_json(paths.report_json, public)
-    paths.report_md.write_text(render_markdown(public))
+    write_json(location.report_json, public)
+    atomic_write_text(location.report_md, render_markdown(public))
 
 
 def _ranked_trials(study: Any) -> list[Any]:

@@ -1,4 +1,10 @@
-"""``advisor ui``: the Streamlit dashboard (``streamlit run`` on the installed ``advisor_ui/app.py``)."""
+"""``advisor ui``: the Streamlit dashboard (``streamlit run`` on the installed ``advisor_ui/app.py``).
+
+The dashboard's own command and settings. The CLI finds it through the entry point
+``ui = "advisor_ui.command:ui"`` of the group ``transfer_advisor.commands`` (pyproject.toml), so the
+core never imports the dashboard. This module imports neither streamlit nor torch: ``advisor --help``
+reads its summary.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +15,13 @@ from pathlib import Path
 
 import click
 
-RUNS_ENV = "ADVISOR_UI_RUNS"  # read by advisor_ui.common.runs_dir
-UPLOAD_LIMIT_MB = 200
+RUNS_ENV = "ADVISOR_UI_RUNS"  # the runs directory, read by advisor_ui.common.runs_dir
+UPLOAD_LIMIT_MB = 200  # streamlit's --server.maxUploadSize and save_upload's limit
 
 
 def app_path() -> Path:
     """The dashboard's entry script, wherever ``advisor_ui`` is installed."""
-    import advisor_ui
-
-    return Path(advisor_ui.__file__).parent / "app.py"
+    return Path(__file__).parent / "app.py"
 
 
 def streamlit_command(port: int) -> list[str]:

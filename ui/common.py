@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 import streamlit as st
+from advisor_ui.command import RUNS_ENV, UPLOAD_LIMIT_MB
 
-from advisor.cli.ui import RUNS_ENV, UPLOAD_LIMIT_MB
 from advisor.errors import AdvisorError
 from advisor.models.inputs import InputRequest, LoadedData, ResolvedInputs, load_data, resolve_inputs
 from advisor.plugin.registry import Registry, get_registry
@@ -23,6 +23,7 @@ REQUEST_KEY = "request"  # session state: the chosen inputs, as InputRequest fie
 REPORT_KEY = "report"  # session state: the report document shown by Recommendation
 REPORT_DIR_KEY = "report_dir"  # session state: the run directory the report came from
 SEARCH_KEY = "search_run"  # session state: the run directory of the search started here
+DEFAULT_SCENARIO = "digits-shift"  # preselected on the Data and Search pages when a plugin registers it
 
 
 def runs_dir() -> Path:

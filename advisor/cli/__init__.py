@@ -3,6 +3,10 @@
 Conventions: machine output (``--json``) goes to stdout; progress, logs and the human report
 go to stderr when ``--json`` is given (stdout otherwise). Expected errors print one line and
 exit with 2 (bad usage or input) or 1 (failure); tracebacks only with ``--debug``.
+
+Other packages add commands through the entry-point group ``transfer_advisor.commands`` (name ->
+``module:click_command``); the dashboard's ``advisor ui`` comes from ``advisor_ui`` this way. They are
+listed from package metadata and imported only when run or when ``--help`` shows their summary.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from functools import cache
+from typing import Any
 
 import click
 
@@ -24,7 +30,6 @@ COMMANDS = {
     "report": "advisor.cli.report:report",
     "predict": "advisor.cli.predict:predict",
     "worker": "advisor.cli.worker:worker",
-    "ui": "advisor.cli.ui:ui",
 }
 HELP = {
     "recommend": "Score transfer strategies on your data and recommend one.",
@@ -33,24 +38,62 @@ HELP = {
     "report": "Print the report of an existing run, without training.",
     "predict": "Classify new data with an exported model.",
     "worker": "Join a run's search from another process or machine.",
-    "ui": "Start the Streamlit dashboard.",
 }
+#: Entry-point group through which other packages add ``advisor`` commands.
+COMMAND_GROUP = "transfer_advisor.commands"
+
+
+@cache
+def extra_commands() -> dict[str, Any]:
+    """Commands other packages declare (``transfer_advisor.commands``), by name; built-ins win a clash."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=COMMAND_GROUP) if ep.name not in COMMANDS}
+
+
+def _load_extra(name: str) -> click.Command:
+    """Import an added command; a broken one is an AdvisorFailure of one line, not a traceback."""
+    from advisor.errors import AdvisorFailure
+
+    ep = extra_commands()[name]
+    dist = getattr(ep.dist, "name", None) or "an unknown distribution"
+    try:
+        command = ep.load()
+    except Exception as exc:  # any import-time failure of third-party code
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise AdvisorFailure(f"command {name!r} ({ep.value}, from {dist}) failed to load: "
+                             f"{type(exc).__name__}{': ' + first if first else ''}") from exc
+    if not isinstance(command, click.Command):
+        raise AdvisorFailure(f"command {name!r} ({ep.value}, from {dist}) is not a click command")
+    return command
 
 
 class LazyGroup(click.Group):
     """A group whose subcommands import their module only when invoked."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [name for name in COMMANDS if _available(name)]
+        return [name for name in COMMANDS if _available(name)] + sorted(extra_commands())
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in extra_commands():
+            return _load_extra(name)
         if name not in COMMANDS or not _available(name):
             return None
         module, func = COMMANDS[name].split(":")
         return getattr(importlib.import_module(module), func)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, HELP[name]) for name in self.list_commands(ctx)]
+        from advisor.errors import AdvisorError
+
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in COMMANDS:
+                rows.append((name, HELP[name]))
+                continue
+            try:
+                rows.append((name, _load_extra(name).get_short_help_str(limit=80)))
+            except AdvisorError as exc:
+                rows.append((name, f"(unavailable: {exc})"))
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
@@ -98,17 +141,28 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except AdvisorError as exc:
-        if debug:
-            raise
-        click.echo(f"advisor: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("advisor: interrupted", err=True)
         sys.exit(130)
-    except Exception as exc:  # an unexpected failure: one line unless --debug
+    except Exception as exc:  # AdvisorError: expected; else one line unless --debug
         if debug:
             raise
-        click.echo(f"advisor: internal error: {type(exc).__name__}: {exc} "
-                   "(rerun with --debug for the traceback)", err=True)
-        sys.exit(1)
+        line, code = describe_error(exc)
+        click.echo(line, err=True)
+        sys.exit(code)
+
+
+def describe_error(exc: BaseException) -> tuple[str, int]:
+    """The one line printed for ``exc`` and the exit code: an AdvisorError's own message, a full disk
+    anywhere in the exception chain as a failure (exit 1), else an internal error. Storage secrets seen
+    in this process are masked."""
+    from advisor.runs.files import disk_full, disk_full_failure
+    from advisor.runs.location import scrub
+
+    if isinstance(exc, AdvisorError):
+        return f"advisor: error: {scrub(str(exc))}", exc.exit_code
+    full = disk_full(exc)
+    if full is not None:
+        return f"advisor: error: {disk_full_failure(full)}", 1
+    return (f"advisor: internal error: {type(exc).__name__}: {scrub(str(exc))} "
+            "(rerun with --debug for the traceback)", 1)

@@ -34,8 +34,19 @@ def report(ctx: click.Context, run_dir: str | None, storage: str | None, run_nam
     from advisor.runs.reopen import load_run_report
 
     console = make_console(stderr=as_json)
-    if export and storage is None and run_name is None:
-        storage, run_name = _run_storage(run_dir)
+    if export:
+        from advisor.runs.files import check_export_target
+
+        check_export_target(export)  # before any retraining
+    if export and run_name is None:
+        if not run_dir:
+            raise InputError("--export needs a run directory or --storage URL --run NAME")
+        from advisor.runs.location import RunLocation
+
+        # The run directory's recorded storage; a masked password comes from PGPASSWORD or ~/.pgpass,
+        # or give --storage URL again.
+        location = RunLocation.from_dir(run_dir, storage)
+        storage, run_name = location.storage, location.run
     if storage is not None or run_name is not None:
         if not (storage and run_name):
             raise InputError("give both --storage URL and --run NAME")
@@ -70,22 +81,3 @@ def report(ctx: click.Context, run_dir: str | None, storage: str | None, run_nam
         print_json(doc)
     else:
         print_report(doc, console)
-
-
-def _run_storage(run_dir: str | None) -> tuple[str, str]:
-    """The storage and run name recorded in a run directory's config (for --export)."""
-    from advisor.errors import InputError
-    from advisor.runs.storage import CONFIG_NAME, JOURNAL_NAME, read_json
-
-    if not run_dir:
-        raise InputError("--export needs a run directory or --storage URL --run NAME")
-    config = Path(run_dir) / CONFIG_NAME
-    if not config.exists():
-        raise InputError(f"{run_dir} is not a run directory (no {CONFIG_NAME})")
-    cfg = read_json(config)
-    storage = str(cfg.get("storage", ""))
-    if "***" in storage:
-        raise InputError("this run's storage is a database with a password; give --storage URL --run NAME")
-    if "://" not in storage and not Path(storage).exists():
-        storage = str(Path(run_dir) / JOURNAL_NAME)
-    return storage, str(cfg["run"])

@@ -1,11 +1,14 @@
-"""Background runs for the dashboard: ``advisor recommend --json`` in a child process.
+"""Background runs for the dashboard: a serialised request run in a child process.
 
-The dashboard never trains in its own process. ``start_run`` launches the CLI with a run
-directory; the page then polls ``run_status`` (the process) and ``trial_progress`` (the run's
-Optuna storage) and reads ``report.json`` when it appears. ``cancel_run`` terminates the
-process. Files the dashboard adds to a run directory: ``ui-process.json`` (pid, command),
-``ui-stdout.json`` (the JSON report printed by the CLI), ``ui-log.txt`` (stderr) and
-``ui-exit.json`` (exit code, once known).
+The dashboard never trains in its own process. ``start_run`` writes the request -- the same
+``InputRequest`` and ``RecommendOptions`` the Python API takes -- as ``request.json`` into a new run
+directory and starts ``python -m advisor.runs.background RUN_DIR``, which runs ``recommend`` (and the
+export, when asked) exactly like ``advisor recommend --json``. The page then polls ``run_status`` (the
+process) and ``trial_progress`` (the run's Optuna storage) and reads ``report.json`` when it appears.
+``cancel_run`` terminates the process. Files the dashboard adds to a run directory: ``request.json``,
+``ui-process.json`` (pid, command), ``ui-stdout.json`` (the JSON report), ``ui-log.txt`` (stderr)
+and ``ui-exit.json`` (exit code, once known). No secret is written: a storage URL's password is masked
+and comes from the environment (``PGPASSWORD``, ``~/.pgpass``) in the child.
 """
 
 from __future__ import annotations
@@ -18,12 +21,18 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from advisor.runs.storage import CONFIG_NAME, JOURNAL_NAME, pid_alive
+from advisor.runs.location import CONFIG_NAME, RunLocation, mask_url
+from advisor.runs.storage import pid_alive
 
+if TYPE_CHECKING:
+    from advisor.models.inputs import InputRequest
+    from advisor.pipeline import RecommendOptions
+
+REQUEST_FILE = "request.json"
 PROCESS_FILE = "ui-process.json"
 STDOUT_FILE = "ui-stdout.json"
 LOG_FILE = "ui-log.txt"
@@ -32,23 +41,6 @@ EXPORT_NAME = "model.pt"
 
 # Child processes started by this server process, by run directory (polled to reap them).
 _PROCS: dict[str, subprocess.Popen[bytes]] = {}
-
-
-@dataclass
-class RunSpec:
-    """What to run: the inputs (a scenario or paths) and the search budget."""
-
-    demo: str | None = None
-    source: str | None = None
-    target: str | None = None
-    target_unlabeled: str | None = None
-    label_column: str = "label"
-    model: str | None = None
-    trials: int = 1
-    strategies: list[str] = field(default_factory=list)
-    export: bool = False
-    seed: int = 0
-    extra: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -64,9 +56,9 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "run"
 
 
-def new_run_dir(runs_dir: Path, spec: RunSpec) -> Path:
+def new_run_dir(runs_dir: Path, request: InputRequest) -> Path:
     """A fresh directory under ``runs_dir`` named after the data and the time."""
-    base = spec.demo or Path(spec.target or "target").stem
+    base = request.demo or Path(request.target or "target").stem
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     d = Path(runs_dir) / f"ui-{_slug(base)}-{stamp}"
     n = 1
@@ -76,23 +68,108 @@ def new_run_dir(runs_dir: Path, spec: RunSpec) -> Path:
     return d
 
 
-def build_command(spec: RunSpec, run_dir: Path) -> list[str]:
-    """The ``advisor recommend`` command line for ``spec`` writing into ``run_dir``."""
-    cmd = [sys.executable, "-m", "advisor", "recommend"]
-    if spec.demo:
-        cmd += ["--demo", spec.demo]
-    for flag, value in (("--source", spec.source), ("--target", spec.target),
-                        ("--target-unlabeled", spec.target_unlabeled), ("--model", spec.model)):
-        if value:
-            cmd += [flag, value]
-    if spec.label_column != "label":
-        cmd += ["--label-column", spec.label_column]
-    if spec.strategies:
-        cmd += ["--strategies", ",".join(spec.strategies)]
-    cmd += ["--trials", str(int(spec.trials)), "--seed", str(int(spec.seed)), "--run-dir", str(run_dir), "--json"]
-    if spec.export:
-        cmd += ["--export", str(run_dir / EXPORT_NAME)]
-    return cmd + list(spec.extra)
+def write_request(run_dir: Path, request: InputRequest, options: RecommendOptions) -> Path:
+    """``request.json``: the request and options as the Python API takes them (storage secrets masked)."""
+    from advisor.runs.files import atomic_write_text
+
+    opts = asdict(options)
+    if opts.get("storage"):
+        opts["storage"] = mask_url(opts["storage"])
+    path = Path(run_dir) / REQUEST_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps({"request": asdict(request), "options": opts}, indent=2) + "\n")
+    return path
+
+
+def _known(cls: type, doc: Any) -> dict[str, Any]:
+    """The entries of ``doc`` that are fields of dataclass ``cls`` (a file from another version may have more)."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in (doc or {}).items() if k in names}
+
+
+def read_request(run_dir: Path) -> tuple[InputRequest, RecommendOptions]:
+    """The request and options written by ``write_request``."""
+    from advisor.errors import InputError
+    from advisor.models.inputs import InputRequest
+    from advisor.pipeline import RecommendOptions
+    from advisor.runs.storage import read_json
+
+    path = Path(run_dir) / REQUEST_FILE
+    doc = read_json(path)
+    if not isinstance(doc, dict) or not isinstance(doc.get("request"), dict):
+        raise InputError(f"{path} holds no request")
+    return InputRequest(**_known(InputRequest, doc["request"])), RecommendOptions(**_known(RecommendOptions,
+                                                                                          doc.get("options")))
+
+
+def background_command(run_dir: Path) -> list[str]:
+    """The command that runs a run directory's ``request.json``."""
+    return [sys.executable, "-m", "advisor.runs.background", str(run_dir)]
+
+
+def start_run(runs_dir: Path, request: InputRequest, options: RecommendOptions, export: bool = False) -> Path:
+    """Create a run directory under ``runs_dir``, write the request there and run it in the background.
+
+    ``export`` saves the recommended model as ``model.pt`` in the run directory."""
+    run_dir = new_run_dir(Path(runs_dir), request)
+    options = replace(options, run_dir=str(run_dir), export=str(run_dir / EXPORT_NAME) if export else None)
+    write_request(run_dir, request, options)
+    launch(background_command(run_dir), run_dir)
+    return run_dir
+
+
+def start_export(run_dir: Path) -> subprocess.Popen[bytes]:
+    """Rerun a finished run from its config.json with an export (no new trials: the recorded budgets apply)."""
+    from advisor.models.inputs import InputRequest
+    from advisor.pipeline import RecommendOptions
+    from advisor.runs.storage import read_json
+
+    run_dir = Path(run_dir)
+    config = read_json(run_dir / CONFIG_NAME)
+    request = InputRequest(**_known(InputRequest, config.get("request")))
+    options = replace(RecommendOptions(**_known(RecommendOptions, config.get("options"))), trials=None, timeout=None,
+                      run_dir=str(run_dir), run_name=config.get("run"), export=str(run_dir / EXPORT_NAME))
+    write_request(run_dir, request, options)
+    return launch(background_command(run_dir), run_dir)
+
+
+def run_request(run_dir: Path) -> dict[str, Any]:
+    """Run a run directory's ``request.json``: ``recommend``, then the export when asked; the public report."""
+    from advisor.pipeline import recommend
+    from advisor.report.render import public
+
+    request, options = read_request(run_dir)
+    doc = recommend(request, options)
+    if options.export and doc.get("recommendation"):
+        from advisor.report.export import export_recommendation
+
+        doc["export"] = str(export_recommendation(doc, options.export))
+    return public(doc)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m advisor.runs.background RUN_DIR``: the JSON report on stdout, errors in one line."""
+    from advisor.cli import describe_error
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        sys.stderr.write("usage: python -m advisor.runs.background RUN_DIR\n")
+        sys.exit(2)
+
+    def interrupt(signum: int, frame: object) -> None:  # SIGTERM (cancel) unwinds like Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        doc = run_request(Path(args[0]))
+    except KeyboardInterrupt:
+        sys.stderr.write("advisor: interrupted\n")
+        sys.exit(130)
+    except Exception as exc:  # one line and the CLI's exit codes
+        line, code = describe_error(exc)
+        sys.stderr.write(line + "\n")
+        sys.exit(code)
+    sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
 
 
 def launch(cmd: list[str], run_dir: Path) -> subprocess.Popen[bytes]:
@@ -110,37 +187,6 @@ def launch(cmd: list[str], run_dir: Path) -> subprocess.Popen[bytes]:
     (run_dir / PROCESS_FILE).write_text(json.dumps({"pid": proc.pid, "command": cmd, "started": time.time()}))
     _PROCS[str(run_dir.resolve())] = proc
     return proc
-
-
-def start_run(runs_dir: Path, spec: RunSpec) -> Path:
-    """Create a run directory under ``runs_dir`` and start ``advisor recommend`` in it."""
-    run_dir = new_run_dir(Path(runs_dir), spec)
-    launch(build_command(spec, run_dir), run_dir)
-    return run_dir
-
-
-def export_command(run_dir: Path) -> list[str]:
-    """Rerun a finished run from its config.json with ``--export`` (no new trials: the budget is spent)."""
-    from advisor.runs.storage import read_json
-
-    config = read_json(run_dir / CONFIG_NAME)
-    req, opts = config.get("request", {}), config.get("options", {})
-    spec = RunSpec(demo=req.get("demo"), source=req.get("source"), target=req.get("target"),
-                   target_unlabeled=req.get("target_unlabeled"), label_column=req.get("label_column", "label"),
-                   model=req.get("model"), seed=int(req.get("seed", 0)), export=True)
-    cmd = build_command(spec, run_dir)
-    cmd.remove("--trials")
-    cmd.remove(str(spec.trials))  # the recorded budget applies
-    for flag, key in (("--score", "score"), ("--max-epochs", "max_epochs"), ("--run", "run_name"),
-                      ("--strategies", "strategies")):
-        value = opts.get(key)
-        if value not in (None, "", []):
-            cmd += [flag, ",".join(value) if isinstance(value, list) else str(value)]
-    for flag, key in (("--val-fraction", "val_fraction"), ("--test-fraction", "test_fraction"),
-                      ("--image-size", "image_size")):
-        if req.get(key) is not None:
-            cmd += [flag, str(req[key])]
-    return cmd
 
 
 def _last_error(run_dir: Path) -> str:
@@ -228,27 +274,22 @@ def run_name(run_dir: Path) -> str | None:
         return None
 
 
-def storage_of(run_dir: Path) -> str:
-    """The run's Optuna storage: its config's storage unless masked, else the journal file."""
-    config = Path(run_dir) / CONFIG_NAME
-    if config.exists():
-        stored = json.loads(config.read_text()).get("storage", "")
-        if stored and "***" not in stored:
-            return stored
-    return str(Path(run_dir) / JOURNAL_NAME)
+def location_of(run_dir: Path) -> RunLocation | None:
+    """The run's location from its config.json (None before the run has written it)."""
+    if not (Path(run_dir) / CONFIG_NAME).exists():
+        return None
+    return RunLocation.from_dir(run_dir)
 
 
 def trial_progress(run_dir: Path) -> list[dict[str, Any]]:
     """Per strategy: finished, running, failed trials and the budget, read from the run's storage."""
     from optuna.trial import TrialState
 
-    name = run_name(run_dir)
-    storage_path = storage_of(run_dir)
-    if name is None or ("://" not in storage_path and not Path(storage_path).exists()):
+    location = location_of(run_dir)
+    if location is None or (not location.is_rdb and not Path(location.storage).exists()):
         return []
-    from advisor.runs.storage import open_storage
-
-    storage = open_storage(storage_path, heartbeat=False)
+    name = location.run
+    storage = location.optuna_storage(heartbeat=False)
     rows = []
     for study_id_summary in storage.get_all_studies():
         study_name = study_id_summary.study_name
@@ -274,14 +315,13 @@ def load_study(run_dir: Path, strategy: str) -> Any:
     """The Optuna study of ``strategy`` in the run (for optuna.visualization)."""
     import optuna
 
-    from advisor.runs.storage import open_storage
     from advisor.search.study import study_name
 
-    name = run_name(run_dir)
-    if name is None:
+    location = location_of(run_dir)
+    if location is None:
         raise ValueError(f"{run_dir} has no config.json yet")
-    storage = open_storage(storage_of(run_dir), heartbeat=False)
-    return optuna.load_study(study_name=study_name(name, strategy), storage=storage)
+    return optuna.load_study(study_name=study_name(location.run, strategy),
+                             storage=location.optuna_storage(heartbeat=False))
 
 
 def exported_model(run_dir: Path) -> Path | None:
@@ -314,3 +354,7 @@ def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
             "recommended": rec, "exported": exported_model(d) is not None,
         })
     return sorted(rows, key=lambda r: r["modified"], reverse=True)
+
+
+if __name__ == "__main__":
+    main()

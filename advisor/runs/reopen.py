@@ -39,16 +39,16 @@ def report_from_storage(storage: str, run: str, device: str = "auto", threads: i
     import optuna
 
     from advisor.pipeline import RecommendOptions, recommend
-    from advisor.runs.storage import mask_url, open_storage
+    from advisor.runs.location import RunLocation
     from advisor.search.study import finished_trials, get_budget, study_name
-    from advisor.runs.taskstore import open_task_store
 
-    task = open_task_store(storage).load(run)
+    location = RunLocation.resolve(run_dir, storage, run)
+    task = location.task_store().load(run)
     if task is None:
-        raise InputError(f"run {run!r} not found in {mask_url(storage)}")
+        raise InputError(f"run {run!r} not found in {location.shown_storage}")
     if not task.strategies:
         raise InputError(f"run {run!r} has no search (it was created with --trials 0)")
-    studies = open_storage(storage)
+    studies = location.optuna_storage()
     still_open = []
     for name in task.strategies:
         study = optuna.load_study(study_name=study_name(run, name), storage=studies)
@@ -59,7 +59,7 @@ def report_from_storage(storage: str, run: str, device: str = "auto", threads: i
         raise InputError(f"run {run!r} still has open budgets ({', '.join(still_open)} trials finished); "
                          f"start `advisor worker --storage URL --run {run}` or wait for the workers")
     options = RecommendOptions(strategies=list(task.strategies), trials=None, score=task.options["score"],
-                               storage=storage, run_name=run, run_dir=run_dir,
+                               storage=location.storage, run_name=run, run_dir=str(location.dir),
                                max_epochs=int(task.options["max_epochs"]),
                                n_seeds=int(task.options.get("n_seeds", 3)), threads=threads)
     request = replace(task.input_request(), device=device)

@@ -1,9 +1,10 @@
-"""Run directories and Optuna storages: where a run's config, trials and reports live.
+"""Optuna storages and run files: opening a journal or a database, worker identity, JSON files.
 
 A run directory holds ``config.json`` (the task description and its fingerprint), the
 default journal-file storage ``optuna.journal``, the feature cache ``cache/``,
 ``report.json``, ``report.md`` and exported models. ``--storage`` may instead name an Optuna
-RDB URL (``sqlite:///...``, ``postgresql://...``) or a journal file path.
+RDB URL (``sqlite:///...``, ``postgresql://...``) or a journal file path. Where a run lives is
+decided by ``advisor.runs.location.RunLocation``.
 """
 
 from __future__ import annotations
@@ -11,23 +12,15 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import re
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from advisor.errors import InputError
+from advisor.runs.files import atomic_write_text, repair_journal
+from advisor.runs.location import CONFIG_NAME, DEFAULT_RUNS_DIR, JOURNAL_NAME, connect_url, is_rdb_url, mask_url, scrub
 
-JOURNAL_NAME = "optuna.journal"
-CONFIG_NAME = "config.json"
-DEFAULT_RUNS_DIR = "advisor-runs"
-
-
-def mask_url(url: str) -> str:
-    """Hide a password in a storage URL (``user:***@host``)."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
-
+__all__ = ["CONFIG_NAME", "DEFAULT_RUNS_DIR", "JOURNAL_NAME", "open_storage", "read_json", "write_json"]
 
 #: Names this machine in trial ``worker`` attributes; set it where hostnames repeat across machines
 #: (containers started with the same ``--hostname``), or a live trial elsewhere could be taken for dead.
@@ -69,50 +62,12 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def is_rdb_url(storage: str) -> bool:
-    return "://" in storage
-
-
-@dataclass
-class RunPaths:
-    """Where one run keeps its files."""
-
-    dir: Path
-    storage: str  # an RDB URL or a journal file path
-
-    @property
-    def config(self) -> Path:
-        return self.dir / CONFIG_NAME
-
-    @property
-    def cache(self) -> Path:
-        return self.dir / "cache"
-
-    @property
-    def report_json(self) -> Path:
-        return self.dir / "report.json"
-
-    @property
-    def report_md(self) -> Path:
-        return self.dir / "report.md"
-
-    @property
-    def shown_storage(self) -> str:
-        return mask_url(self.storage)
-
-
-def run_paths(run_dir: str | Path, storage: str | None) -> RunPaths:
-    """Create the run directory and decide its storage (default: a journal file inside it)."""
-    d = Path(run_dir)
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create run directory {d}: {exc.strerror}") from exc
-    return RunPaths(d, storage or str(d / JOURNAL_NAME))
-
-
 def open_storage(storage: str, heartbeat: bool = True) -> Any:
-    """An Optuna storage for a journal file path or an RDB URL; one-line error if unusable."""
+    """An Optuna storage for a journal file path or an RDB URL; one-line error if unusable.
+
+    A journal's torn last line is repaired first (``advisor.runs.files.repair_journal``); a URL
+    connects without masked secrets (``advisor.runs.location.connect_url``).
+    """
     import optuna
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
@@ -122,9 +77,11 @@ def open_storage(storage: str, heartbeat: bool = True) -> Any:
             raise InputError(f"--storage {storage} is a directory; give a journal file path or a URL")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            repair_journal(path)
             return JournalStorage(JournalFileBackend(str(path)))
         except OSError as exc:
             raise InputError(f"cannot open journal storage {storage}: {exc}") from exc
+    url = connect_url(storage)
     kwargs: dict[str, Any] = {}
     if heartbeat and not storage.startswith("sqlite"):
         from optuna.storages import RetryFailedTrialCallback
@@ -140,17 +97,15 @@ def open_storage(storage: str, heartbeat: bool = True) -> Any:
         key = key if key in params else "failed_trial_callback"
         kwargs[key] = RetryFailedTrialCallback(max_retry=2)
     try:
-        return optuna.storages.RDBStorage(storage, engine_kwargs={"pool_pre_ping": True}, **kwargs)
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **kwargs)
     except Exception as exc:  # SQLAlchemy raises many kinds; all mean "unusable storage"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"cannot open storage {mask_url(storage)}: {first}") from exc
+        raise InputError(f"cannot open storage {mask_url(storage)}: {scrub(first)}") from exc
 
 
 def write_json(path: Path, doc: Any) -> None:
-    """Write JSON atomically (a reader never sees half a file)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    """Write JSON atomically (a reader never sees half a file; a full disk is one line, exit 1)."""
+    atomic_write_text(path, json.dumps(doc, indent=2, default=str) + "\n")
 
 
 def read_json(path: Path) -> Any:

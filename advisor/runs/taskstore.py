@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from advisor.errors import AdvisorFailure, InputError
 from advisor.models.inputs import ARCH_NAMES, NO_MODEL, InputRequest, ResolvedInputs, load_data
-from advisor.runs.storage import is_rdb_url, mask_url
+from advisor.runs.files import atomic_write_bytes
+from advisor.runs.location import connect_url, is_rdb_url, mask_url, scrub
 
 if TYPE_CHECKING:
     from advisor.models.backbone import Backbone
@@ -157,13 +158,13 @@ class RdbTaskStore(TaskStore):
             sa.Column("model_sha256", sa.String(64), nullable=False),
         )
         try:
-            self.engine = sa.create_engine(url, pool_pre_ping=True)
+            self.engine = sa.create_engine(connect_url(url), pool_pre_ping=True)
             try:
                 self.meta.create_all(self.engine, checkfirst=True)
             except sa.exc.IntegrityError:  # another process created it at the same moment
                 self.meta.create_all(self.engine, checkfirst=True)
         except Exception as exc:  # SQLAlchemy and driver errors: all mean "unusable storage"
-            raise InputError(f"cannot open storage {mask_url(url)}: {_first_line(exc)}") from exc
+            raise InputError(f"cannot open storage {mask_url(url)}: {scrub(_first_line(exc))}") from exc
 
     def load(self, run: str) -> StoredTask | None:
         import sqlalchemy as sa
@@ -228,7 +229,7 @@ class FileTaskStore(TaskStore):
     def create(self, task: StoredTask, model: bytes) -> StoredTask:
         path = self._task_path(task.run)
         self.folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self._model_path(task), model)
+        atomic_write_bytes(self._model_path(task), model)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         tmp.write_text(task.to_json())
         try:
@@ -244,13 +245,7 @@ class FileTaskStore(TaskStore):
         return stored
 
     def _write_task(self, task: StoredTask) -> None:
-        _atomic_write(self._task_path(task.run), task.to_json().encode())
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+        atomic_write_bytes(self._task_path(task.run), task.to_json().encode())
 
 
 def _first_line(exc: BaseException) -> str:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from advisor.errors import AdvisorFailure, InputError
 from advisor.plugin.registry import Registry, get_registry
-from advisor.runs.storage import DEFAULT_RUNS_DIR, open_storage, worker_id
-from advisor.runs.taskstore import StoredTask, TaskStore, inputs_from_store, open_task_store
+from advisor.runs.location import RunLocation
+from advisor.runs.storage import worker_id
+from advisor.runs.taskstore import StoredTask, TaskStore, inputs_from_store
 
 #: Seconds a worker waits, by default, for the run to be created.
 DEFAULT_WAIT = 300.0
@@ -64,28 +64,33 @@ def run_worker(
     registry: Registry | None = None,
     on_event: Event | None = None,
 ) -> WorkerResult:
-    """Work on ``run`` in ``storage`` until every budget is spent; see the module docstring."""
+    """Work on ``run`` in ``storage`` until every budget is spent; see the module docstring.
+
+    ``run_dir`` holds this machine's feature cache (default ``advisor-runs/<run>``)."""
     from advisor.device import resolve_device, set_threads
     from advisor.features.cache import FeatureCache
     from advisor.pipeline import build_task
+    from advisor.runs.files import check_writable
     from advisor.search.study import SearchState, finished_trials, get_budget, make_study, run_search
 
     emit = on_event or (lambda kind, payload: None)
     if wait < 0:
         raise InputError("--wait must be 0 or more seconds")
     started = time.time()
+    location = RunLocation.resolve(run_dir, storage, run)
+    check_writable(location.cache, "feature cache")
     set_threads(threads)
     device = resolve_device(device)
     reg = registry or get_registry()
-    store = open_task_store(storage)
+    store = location.task_store()
     stored = wait_for_task(store, run, wait)
     request = replace(stored.input_request(), device=device)
     inputs = inputs_from_store(request, stored, store, reg)
     emit("inputs", {"lines": inputs.describe()})
     strategies = [reg.strategy(name) for name in stored.strategies]
-    cache = FeatureCache(Path(run_dir or Path(DEFAULT_RUNS_DIR) / run) / "cache", device=device)
+    cache = FeatureCache(location.cache, device=device)
     task = build_task(inputs, request, stored.options["score"], int(stored.options["max_epochs"]), cache, device)
-    optuna_storage = open_storage(storage)
+    optuna_storage = location.optuna_storage()
     states = []
     for s in strategies:
         study = make_study(optuna_storage, run, s, task, request.seed)

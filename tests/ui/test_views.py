@@ -11,10 +11,10 @@ from typing import Any
 import advisor_ui
 import numpy as np
 import pytest
+from advisor_ui.command import RUNS_ENV
 from streamlit.testing.v1 import AppTest
 
 from advisor.runs import background as uirun
-from advisor.cli.ui import RUNS_ENV
 
 APP = str(Path(advisor_ui.__file__).parent / "app.py")
 TIMEOUT = 60

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 from advisor_ui.common import (
+    DEFAULT_SCENARIO,
     UPLOAD_LIMIT_MB,
     UPLOAD_TYPES,
     current_request,
@@ -17,7 +18,6 @@ from advisor_ui.common import (
     to_display,
 )
 
-from advisor.cli.options import DEFAULT_DEMO
 from advisor.data.domain import Domain
 from advisor.models.inputs import InputRequest
 
@@ -34,7 +34,7 @@ def _request_form() -> InputRequest | None:
             st.warning("No built-in scenario is registered (see Plugins).")
             return None
         name = st.selectbox("Scenario", names, key="data_scenario",
-                            index=names.index(DEFAULT_DEMO) if DEFAULT_DEMO in names else 0)
+                            index=names.index(DEFAULT_SCENARIO) if DEFAULT_SCENARIO in names else 0)
         scenario = registry().scenarios[name]
         if getattr(scenario, "description", ""):
             st.caption(scenario.description)

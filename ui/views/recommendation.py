@@ -10,8 +10,8 @@ import plotly.graph_objects as go
 import streamlit as st
 from advisor_ui.common import REPORT_DIR_KEY, REPORT_KEY, fmt, fmt_ci, runs_dir, show_error
 
-from advisor.runs import background as uirun
 from advisor.report.render import public
+from advisor.runs import background as uirun
 from advisor.runs.reopen import load_run_report
 
 VERDICT_BOX = {"transfer_helps": st.success, "no_gain": st.info, "transfer_hurts": st.warning}
@@ -96,7 +96,7 @@ def _downloads(doc: dict[str, Any], run_dir: Path | None) -> None:
                    help="Reruns this run with --export in the background: no new trials, the recommended "
                         "strategy is retrained on train+validation and saved with a model card."):
         try:
-            uirun.launch(uirun.export_command(run_dir), run_dir)
+            uirun.start_export(run_dir)
             st.info("Export started in the background; the download appears here when it is done.")
         except Exception as exc:
             show_error(exc)

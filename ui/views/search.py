@@ -1,14 +1,24 @@
-"""Search: start ``advisor recommend`` in a background process, watch its trials, cancel it, plot studies."""
+"""Search: start a recommendation in a background process, watch its trials, cancel it, plot studies."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import streamlit as st
-from advisor_ui.common import REPORT_DIR_KEY, REPORT_KEY, SEARCH_KEY, current_request, registry, runs_dir, show_error
+from advisor_ui.common import (
+    DEFAULT_SCENARIO,
+    REPORT_DIR_KEY,
+    REPORT_KEY,
+    SEARCH_KEY,
+    current_request,
+    registry,
+    runs_dir,
+    show_error,
+)
 
+from advisor.models.inputs import InputRequest
+from advisor.pipeline import RecommendOptions
 from advisor.runs import background as uirun
-from advisor.cli.options import DEFAULT_DEMO
 from advisor.runs.reopen import load_run_report
 
 POLL_SECONDS = 2
@@ -20,7 +30,7 @@ def _start_form() -> None:
     use_loaded = False
     if req is not None and not req.demo:
         use_loaded = st.checkbox(f"Use the inputs loaded on the Data page (target `{req.target}`)", value=True)
-    wanted = req.demo if req is not None and req.demo else DEFAULT_DEMO
+    wanted = req.demo if req is not None and req.demo else DEFAULT_SCENARIO
     default = scenarios.index(wanted) if wanted in scenarios else 0
     demo = None
     if not use_loaded:
@@ -33,14 +43,10 @@ def _start_form() -> None:
     trials = st.number_input("Trials per strategy", min_value=1, max_value=200, value=2, step=1, key="search_trials")
     export = st.checkbox("Export the model when the search is done", key="search_export")
     if st.button("Start search", type="primary"):
-        if use_loaded and req is not None:
-            spec = uirun.RunSpec(source=req.source, target=req.target, target_unlabeled=req.target_unlabeled,
-                                 label_column=req.label_column, model=req.model, seed=req.seed)
-        else:
-            spec = uirun.RunSpec(demo=demo)
-        spec.trials, spec.strategies, spec.export = int(trials), list(chosen), bool(export)
+        request = req if use_loaded and req is not None else InputRequest(demo=demo)
+        options = RecommendOptions(strategies=list(chosen) or None, trials=int(trials))
         try:
-            st.session_state[SEARCH_KEY] = str(uirun.start_run(runs_dir(), spec))
+            st.session_state[SEARCH_KEY] = str(uirun.start_run(runs_dir(), request, options, export=bool(export)))
         except Exception as exc:
             show_error(exc)
 
@@ -116,7 +122,7 @@ def _plots(run_dir: Path) -> None:
 
 
 st.title("Search")
-st.caption("Runs `advisor recommend` in a background process; this page polls its progress and never blocks.")
+st.caption("Runs the recommendation in a background process; this page polls its progress and never blocks.")
 try:
     with st.expander("Start a search", expanded=SEARCH_KEY not in st.session_state):
         _start_form()
