@@ -1,8 +1,9 @@
 """The recommendation pipeline (DESIGN.md §2, §5, §6): inputs -> advice -> search -> verdict.
 
 ``recommend(request, options)`` is the Python API behind ``advisor recommend``. The target
-test split is used exactly once, at the end, to score the best strategy B and
-``target_only``, both retrained on train+val with their best parameters.
+test split is used exactly once, at the end, to score the best strategy B and the reference
+(the best reference-role strategy), both retrained on train+val with their best parameters and
+several seeds; the verdict's rules live in ``advisor.verdict``.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from advisor.runs.taskstore import (
     stored_backbone,
     with_backbone,
 )
-from advisor.search.scoring import SCORES, bootstrap_ci, paired_bootstrap_diff, score
+from advisor.search.scoring import COVERS_SAMPLES, COVERS_SEEDS, SCORES, score, seed_sample_ci, seed_scores
 from advisor.search.study import (
     DEFAULT_TRIALS,
     SearchState,
@@ -48,9 +49,20 @@ from advisor.search.study import (
     run_search,
     wait_for_running,
 )
+from advisor.verdict import (
+    REFERENCE_ROLE,
+    Gap,
+    Verdict,
+    choose_reference,
+    choose_transfer,
+    decide,
+    gaps,
+    mean_scores,
+    pick_best,
+)
 
-#: Seeds of the best setting per strategy used for intervals (the search's own trial is seed 0).
-N_SEEDS = 3
+#: Seeds per arm: validation repeats of each best setting (fresh seeds, not the search's trial) and retrains.
+N_SEEDS = 5
 REPORT_SCHEMA = 1
 
 Event = Callable[[str, dict[str, Any]], None]
@@ -92,6 +104,8 @@ class StrategyRow:
     trials: int
     budget: int
     errors: list[str] = field(default_factory=list)
+    role: str = "transfer"  # the strategy's declared role: "reference" | "probe" | "transfer"
+    seeds: int = 0  # seed repeats behind val_score, val_ci and the gap
 
 
 def task_fingerprint(inputs: ResolvedInputs, score_name: str, seed: int, max_epochs: int) -> str:
@@ -358,57 +372,84 @@ def trial_params(trial: Any) -> dict[str, Any]:
     return {**stored, **trial.params} if isinstance(stored, dict) else dict(trial.params)
 
 
-#: How many of the reference baseline's best trials are re-run with every seed before one is kept.
+#: How many of a reference candidate's best trials are re-run with every seed before one is kept.
 REFERENCE_CANDIDATES = 3
-REFERENCE = "target_only"
+#: Repeat ``r`` of a setting trains with seed ``task.seed + SEED_STEP * r``.
+SEED_STEP = 1000
+
+
+@dataclass
+class SeedRepeats:
+    """A strategy's best setting and its validation predictions over fresh seeds (seeds x n).
+
+    ``params`` are what the retrain on train+val uses (the best epoch included); ``preds`` is
+    ``None`` when the strategy has no completed trial or its repeats failed (``error``).
+    """
+
+    trial: Any | None
+    params: dict[str, Any]
+    preds: np.ndarray | None
+    error: str | None = None
+
+
+def _seed_predictions(strategy: Any, task: TransferTask, params: dict[str, Any], n_seeds: int) -> np.ndarray:
+    """Validation predictions of one setting refitted with ``n_seeds`` fresh seeds (seeds x n).
+
+    The seeds are ``task.seed + SEED_STEP * r`` for r = 1..n: the search's own fit (r = 0) is not
+    among them, because that fit's validation score is what made the trial win (winner's curse).
+    """
+    preds = [strategy.fit(replace(task, seed=task.seed + SEED_STEP * r), dict(params), None).val_pred
+             for r in range(1, max(1, n_seeds) + 1)]
+    return np.stack([np.asarray(p, dtype=np.int64) for p in preds])
 
 
 def _select_reference(strategy: Any, task: TransferTask, study: Any, n_seeds: int,
                       score_name: str) -> tuple[Any, np.ndarray] | None:
-    """The reference baseline's setting chosen by its mean over seeds, not by one seed's luck.
+    """A reference candidate's setting chosen by its mean over seeds, not by one seed's luck.
 
-    Every negative-transfer gap and the verdict compare against ``target_only``, and on a small
-    validation split its best single-seed trials are often tied within a sample or two while
-    their retrains differ by many points. So its ``REFERENCE_CANDIDATES`` best trials are each
-    repeated with every seed (cheap: it has no source term) and the best mean wins, as in
-    racing/intensification. Returns (trial, predictions per seed) or ``None`` without trials.
+    Every gap and the verdict compare against the reference, and on a small validation split its
+    best single-seed trials are often tied within a sample or two while their retrains differ by
+    many points. So its ``REFERENCE_CANDIDATES`` best trials are each repeated with every seed
+    (cheap: a reference has no source term) and the best mean wins, as in racing/intensification.
+    Returns (trial, predictions per seed) or ``None`` without trials.
     """
     y_val = task.target_val.y
     best: tuple[float, Any, np.ndarray] | None = None
     for t in _ranked_trials(study)[:REFERENCE_CANDIDATES]:
-        p = _seed_predictions(strategy, task, trial_params(t), t, n_seeds)
+        p = _seed_predictions(strategy, task, trial_params(t), n_seeds)
         m = float(np.mean([score(score_name, y_val, q) for q in p]))
         if best is None or m > best[0]:
             best = (m, t, p)
     return None if best is None else (best[1], best[2])
 
 
-def _seed_predictions(strategy: Any, task: TransferTask, params: dict[str, Any], trial: Any,
-                      n_seeds: int) -> np.ndarray:
-    """Validation predictions of the best setting for ``n_seeds`` seeds (the trial is seed 0)."""
-    preds = []
-    stored = trial.user_attrs.get("val_pred")
-    if stored is not None:
-        preds.append(np.asarray(stored, dtype=np.int64))
-    r = 1
-    while len(preds) < n_seeds:
-        fit = strategy.fit(replace(task, seed=task.seed + 1000 * r), dict(params), None)
-        preds.append(np.asarray(fit.val_pred, dtype=np.int64))
-        r += 1
-    return np.stack(preds)
+def _repeat(st: SearchState, task: TransferTask, n_seeds: int, score_name: str, emit: Event) -> SeedRepeats:
+    """The best setting of one strategy and its seed repeats on validation (a reference: raced, see above)."""
+    selected = None
+    if st.strategy.role == REFERENCE_ROLE:
+        try:
+            selected = _select_reference(st.strategy, task, st.study, n_seeds, score_name)
+        except Exception:  # noqa: BLE001 - fall back to the best trial; its repeats report the error
+            selected = None
+    trial = selected[0] if selected is not None else _best_trial(st.study)
+    if trial is None:
+        return SeedRepeats(None, {}, None)
+    params = trial_params(trial)
+    if "epochs" in trial.user_attrs:  # the best epoch: what the retrain on train+val trains for
+        params["epochs"] = int(trial.user_attrs["epochs"])
+    emit("repeat", {"strategy": st.strategy.name})
+    if selected is not None:
+        return SeedRepeats(trial, params, selected[1])
+    try:
+        return SeedRepeats(trial, params, _seed_predictions(st.strategy, task, trial_params(trial), n_seeds))
+    except Exception as exc:  # noqa: BLE001 - a strategy's failure is reported, the others go on
+        return SeedRepeats(trial, params, None, f"seed repeats failed: {type(exc).__name__}: {exc}")
 
 
 def best_transfer(candidates: list[StrategyRow], prior_order: list[str], n_val: int) -> StrategyRow:
-    """B, the transfer strategy the verdict tests: the best validation score, ties to the prior.
-
-    Scores less than one validation sample apart (``1 / n_val``: a single flipped prediction)
-    are not evidence, so such strategies are tied and the one the quick advice ranked higher
-    wins (not the alphabet).
-    """
-    top = max(r.val_score or 0.0 for r in candidates)
-    tied = [r for r in candidates if (r.val_score or 0.0) > top - 1.0 / max(n_val, 1) + 1e-12]
-    rank = {name: i for i, name in enumerate(prior_order)}
-    return min(tied, key=lambda r: (rank.get(r.strategy, len(rank)), -(r.val_score or 0.0), r.strategy))
+    """The row ``advisor.verdict.pick_best`` picks by validation score (ties within a sample: the prior)."""
+    name = pick_best({r.strategy: r.val_score or 0.0 for r in candidates}, prior_order, n_val)
+    return next(r for r in candidates if r.strategy == name)
 
 
 #: Below this fraction of the source rows, importance weights rest on too few samples.
@@ -425,146 +466,145 @@ def _fit_reasons(info: dict[str, Any]) -> list[str]:
     return reasons
 
 
-def finalize(task: TransferTask, inputs: ResolvedInputs, states: list[SearchState], advice: Advice,
-             options: RecommendOptions, emit: Event) -> dict[str, Any]:
-    """Seed repeats, negative-transfer gaps, the verdict on the test split, and the rows."""
+def _row(st: SearchState, rep: SeedRepeats, advice_row: Any, score_name: str, y_val: np.ndarray,
+         seed: int) -> StrategyRow:
+    """The report row of one strategy: its status, and its seed-repeat score with an interval over seeds and
+    samples (the gap is filled in later)."""
+    a, name, done = advice_row, st.strategy.name, finished_trials(st.study)
+    if rep.trial is None:
+        return StrategyRow(name, st.strategy.family, "failed" if st.failed else "incomplete", {}, None, None, None,
+                           None, None, False, a.risk, list(a.reasons), done, st.budget, st.errors[-3:],
+                           st.strategy.role, 0)
+    status = "failed" if st.failed else "complete" if done >= st.budget else "incomplete"
+    val, vacc, ci, seeds = rep.trial.value, None, None, 0
+    if rep.preds is not None:
+        est = seed_sample_ci(score_name, y_val, rep.preds, seed=seed)
+        (val, ci), seeds = est.rounded(), len(rep.preds)
+        vacc = float(seed_scores("accuracy", y_val, rep.preds).mean())
+    return StrategyRow(name, st.strategy.family, status, rep.params, val, vacc, ci, None, None, False, a.risk,
+                       list(a.reasons) + _fit_reasons(rep.trial.user_attrs.get("info", {})), done, st.budget,
+                       st.errors[-3:], st.strategy.role, seeds)
+
+
+def _apply_gap(row: StrategyRow, gap: Gap, score_name: str) -> None:
+    """Write a gap into its row; negative transfer makes the risk high, a reference ahead at least medium."""
+    from advisor.report.render import gap_reason
+
+    row.ntg, row.ntg_ci = gap.estimate.rounded()
+    row.negative_transfer = gap.negative_transfer
+    reason = gap_reason(gap, score_name)
+    if gap.negative_transfer:
+        row.reasons.insert(0, reason or "")
+        row.risk = "high"
+    elif reason:
+        row.reasons.append(reason)
+        if row.risk == "low":
+            row.risk = "medium"
+
+
+def _failures(states: list[SearchState], repeats: dict[str, SeedRepeats]) -> dict[str, str]:
+    """Per strategy, the last error of a failed search or of its seed repeats."""
+    failed: dict[str, str] = {}
+    for st in states:
+        name, rep = st.strategy.name, repeats[st.strategy.name]
+        if rep.trial is None and (st.failed or st.errors):
+            failed[name] = st.errors[-1] if st.errors else "no trial completed"
+        elif rep.error:
+            failed[name] = rep.error
+        elif st.failed:
+            failed[name] = st.errors[-1] if st.errors else "failed"
+    return failed
+
+
+def _retrain(strategy: Any, task: TransferTask, params: dict[str, Any], n_seeds: int,
+             test: Any) -> tuple[Any, np.ndarray]:
+    """Retrain on train+val with ``n_seeds`` seeds (``task.seed + SEED_STEP * r``, r = 0..n-1) and predict the
+    test split once per seed: one retrain's luck must not decide the verdict. Returns the first seed's model
+    (the one exported) and the predictions (seeds x n)."""
     from advisor.search.training import predict
 
-    y_val = task.target_val.y
+    full = replace(task, target_train=task.target_train.concat(task.target_val, name="target/train+val"),
+                   target_val=None)
+    first, preds = None, []
+    for r in range(max(1, n_seeds)):
+        fit = strategy.fit(replace(full, seed=task.seed + SEED_STEP * r), dict(params), None)
+        first = fit.model if r == 0 else first
+        preds.append(predict(fit.model, test.X, task.device))
+    return first, np.stack(preds)
+
+
+def _recommendation(v: Verdict, rows: dict[str, StrategyRow], params: dict[str, Any], test_pred: np.ndarray,
+                    y_test: np.ndarray) -> dict[str, Any]:
+    """The ``recommendation`` block of the report: the chosen strategy, the verdict and its evidence."""
+    from advisor.report.render import verdict_sentence
+
+    row = rows[v.chosen]
+    gain, gain_ci = v.gain.rounded()
+    return {
+        "strategy": v.chosen,
+        "family": row.family,
+        "role": row.role,
+        "params": params,
+        "best_transfer_strategy": v.best_transfer,
+        "reference": v.reference,
+        "val_score": row.val_score,
+        "val_ci": row.val_ci,
+        # The exported model's own scores (the first retrain); the gain averages every retrain.
+        "test_score": round(score(v.score, y_test, test_pred[0]), 4),
+        "test_accuracy": round(score("accuracy", y_test, test_pred[0]), 4),
+        "test_score_mean": round(v.transfer_test if v.chosen == v.best_transfer else v.reference_test, 4),
+        "reference_test_score_mean": round(v.reference_test, 4),
+        "test_retrains": int(test_pred.shape[0]),
+        "test_gain": gain,
+        "test_gain_ci": gain_ci,
+        "test_gain_seeds": list(v.gain.seeds),
+        "test_gain_covers": v.gain.covers,
+        "test_size": v.test_size,
+        "verdict": verdict_sentence(v),
+        "verdict_code": v.code,
+        "risk": row.risk,
+        "reasons": row.reasons,
+    }
+
+
+def finalize(task: TransferTask, inputs: ResolvedInputs, states: list[SearchState], advice: Advice,
+             options: RecommendOptions, emit: Event) -> dict[str, Any]:
+    """Seed repeats -> reference -> gaps -> B -> retrains -> decide -> rows (the rules: ``advisor.verdict``)."""
+    y_val, n_val, seed = task.target_val.y, len(task.target_val.y), task.seed
+    prior = [r.strategy for r in advice.ranking]
     advice_rows = {r.strategy: r for r in advice.ranking}
-    preds: dict[str, np.ndarray] = {}
-    rows: dict[str, StrategyRow] = {}
-    failed: dict[str, str] = {}
-    best_params: dict[str, dict[str, Any]] = {}
-    for st in states:
-        name = st.strategy.name
-        reference = None
-        if name == REFERENCE:
-            try:
-                reference = _select_reference(st.strategy, task, st.study, options.n_seeds, options.score)
-            except Exception:  # noqa: BLE001 - fall back to the best trial; its repeat reports the error
-                reference = None
-        trial = reference[0] if reference is not None else _best_trial(st.study)
-        a = advice_rows[name]
-        if trial is None:
-            if st.failed or st.errors:
-                failed[name] = st.errors[-1] if st.errors else "no trial completed"
-            rows[name] = StrategyRow(name, st.strategy.family, "failed" if st.failed else "incomplete", {},
-                                     None, None, None, None, None, False, a.risk, list(a.reasons),
-                                     finished_trials(st.study), st.budget, st.errors[-3:])
-            continue
-        params = trial_params(trial)
-        if "epochs" in trial.user_attrs:  # the best epoch: what the retrain on train+val trains for
-            params["epochs"] = int(trial.user_attrs["epochs"])
-        best_params[name] = params
-        emit("repeat", {"strategy": name})
-        try:
-            preds[name] = (reference[1] if reference is not None
-                           else _seed_predictions(st.strategy, task, trial_params(trial), trial, options.n_seeds))
-        except Exception as exc:
-            failed[name] = f"seed repeats failed: {type(exc).__name__}: {exc}"
-            preds[name] = np.asarray([trial.user_attrs["val_pred"]]) if "val_pred" in trial.user_attrs \
-                else None
-        p = preds[name]
-        val = float(np.mean([score(options.score, y_val, q) for q in p])) if p is not None else trial.value
-        vacc = float(np.mean([score("accuracy", y_val, q) for q in p])) if p is not None else None
-        ci = list(bootstrap_ci(options.score, y_val, p, seed=task.seed)) if p is not None else None
-        status = "complete" if finished_trials(st.study) >= st.budget else "incomplete"
-        if st.failed:
-            status = "failed"
-            failed.setdefault(name, st.errors[-1] if st.errors else "failed")
-        rows[name] = StrategyRow(name, st.strategy.family, status, params, val, vacc, ci, None, None, False,
-                                 a.risk, list(a.reasons) + _fit_reasons(trial.user_attrs.get("info", {})),
-                                 finished_trials(st.study), st.budget, st.errors[-3:])
-    # Negative-transfer gaps against target_only (paired over validation samples, seeds pooled).
-    ref = preds.get("target_only")
-    for name, row in rows.items():
-        if ref is None or preds.get(name) is None or name == "target_only":
-            continue
-        ntg, lo, hi = paired_bootstrap_diff(options.score, y_val, ref, preds[name], seed=task.seed)
-        row.ntg, row.ntg_ci = round(ntg, 4), [round(lo, 4), round(hi, 4)]
-        row.negative_transfer = lo > 0
-        if row.negative_transfer:
-            row.reasons.insert(0, f"negative transfer measured: {options.score} is {ntg:.3f} below target_only "
-                                  f"on validation (95% CI [{lo:.3f}, {hi:.3f}])")
-            row.risk = "high"
-        elif hi > 0 and ntg > 0:
-            row.reasons.append(f"no clear gain over target_only on validation (gap {ntg:+.3f}, "
-                               f"95% CI [{lo:.3f}, {hi:.3f}])")
-            if row.risk == "low":
-                row.risk = "medium"
+    roles = {st.strategy.name: st.strategy.role for st in states}
+    repeats = {st.strategy.name: _repeat(st, task, options.n_seeds, options.score, emit) for st in states}
+    rows = {st.strategy.name: _row(st, repeats[st.strategy.name], advice_rows[st.strategy.name], options.score,
+                                   y_val, seed) for st in states}
+    preds = {name: rep.preds for name, rep in repeats.items() if rep.preds is not None}
+    means = mean_scores(options.score, y_val, preds)
+    reference = choose_reference(means, roles, prior, n_val)
+    if reference is not None:
+        for name, gap in gaps(options.score, y_val, reference, preds, roles, seed).items():
+            _apply_gap(rows[name], gap, options.score)
     out_rows = sorted(rows.values(), key=lambda r: (r.val_score is None, -(r.val_score or 0), r.strategy))
     result: dict[str, Any] = {
         "strategies": [asdict(r) for r in out_rows],
-        "failed": failed,
-        "baselines": {"target_only": asdict(rows["target_only"])} if "target_only" in rows else {},
+        "failed": _failures(states, repeats),
+        "baselines": {r.strategy: asdict(r) for r in out_rows if r.role == REFERENCE_ROLE},
+        "intervals": {"level": 0.95, "seeds": options.n_seeds,
+                      "covers": COVERS_SEEDS if options.n_seeds >= 2 else COVERS_SAMPLES},
     }
-    candidates = [r for r in out_rows if r.strategy != "target_only" and r.val_score is not None]
-    if ref is None or not candidates:
+    b = choose_transfer(means, roles, prior, n_val)
+    if reference is None or b is None:
         result["recommendation"] = None
-        result["verdict_missing"] = ("no verdict: target_only or every transfer strategy has no completed "
-                                     "trial yet")
+        result["verdict_missing"] = ("no verdict: no reference strategy or no other strategy has completed trials "
+                                     "and seed repeats yet")
         return result
-    b = best_transfer(candidates, [r.strategy for r in advice.ranking], len(y_val))
-    emit("final", {"strategy": b.strategy})
+    emit("final", {"strategy": b, "reference": reference})
     test = inputs.splits.test
-    full = replace(task, target_train=task.target_train.concat(task.target_val, name="target/train+val"),
-                   target_val=None)
-    strategies = {st.strategy.name: st.strategy for st in states}
-    models: dict[str, Any] = {}
-    test_pred: dict[str, np.ndarray] = {}
-    for name in (b.strategy, "target_only"):
-        # Retrain with the same seeds as the validation repeats: one retrain's luck must not decide
-        # the verdict. The first seed's model is the one exported.
-        preds = []
-        for r in range(max(1, options.n_seeds)):
-            fit = strategies[name].fit(replace(full, seed=task.seed + 1000 * r), dict(best_params[name]), None)
-            if r == 0:
-                models[name] = fit.model
-            preds.append(predict(fit.model, test.X, task.device))
-        test_pred[name] = np.stack(preds)
-    g, lo, hi = paired_bootstrap_diff(options.score, test.y, test_pred[b.strategy], test_pred["target_only"],
-                                      seed=task.seed)
-    on_test = f"on the held-out test split (mean of {test_pred[b.strategy].shape[0]} retrains on train+val)"
-    b_test = float(np.mean([score(options.score, test.y, p) for p in test_pred[b.strategy]]))
-    t_test = float(np.mean([score(options.score, test.y, p) for p in test_pred["target_only"]]))
-    ref_row = rows["target_only"]
-    if lo > 0:
-        code, chosen = "transfer_helps", b.strategy
-        verdict = (f"Transfer helps: {b.strategy} scores {b_test:.3f} {on_test} against "
-                   f"{t_test:.3f} for training on the target alone ({options.score}, gain {g:+.3f}, "
-                   f"95% CI [{lo:+.3f}, {hi:+.3f}]). Use {b.strategy}.")
-    elif hi < 0:
-        code, chosen = "transfer_hurts", "target_only"
-        verdict = (f"Transfer hurts: the best transfer strategy, {b.strategy}, scores {b_test:.3f} {on_test} "
-                   f"against {t_test:.3f} for training on the target alone "
-                   f"(gain {g:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}]). Train on the target alone.")
-    else:
-        chosen = b.strategy if (b.val_score or 0) > (ref_row.val_score or 0) else "target_only"
-        code = "no_gain"
-        verdict = (f"Transfer gives little or nothing: {b.strategy} scores {b_test:.3f} {on_test} "
-                   f"against {t_test:.3f} for the target alone (gain {g:+.3f}, 95% CI "
-                   f"[{lo:+.3f}, {hi:+.3f}] includes zero). {chosen} is the better of the two on validation.")
-    chosen_row = rows[chosen]
-    result["recommendation"] = {
-        "strategy": chosen,
-        "family": chosen_row.family,
-        "params": best_params[chosen],
-        "best_transfer_strategy": b.strategy,
-        "val_score": chosen_row.val_score,
-        "val_ci": chosen_row.val_ci,
-        # The exported model's own scores (the first retrain); the gain averages every retrain.
-        "test_score": round(score(options.score, test.y, test_pred[chosen][0]), 4),
-        "test_accuracy": round(score("accuracy", test.y, test_pred[chosen][0]), 4),
-        "test_score_mean": round(b_test if chosen == b.strategy else t_test, 4),
-        "test_retrains": int(test_pred[chosen].shape[0]),
-        "test_gain": round(g, 4),
-        "test_gain_ci": [round(lo, 4), round(hi, 4)],
-        "test_size": len(test),
-        "verdict": verdict,
-        "verdict_code": code,
-        "risk": chosen_row.risk,
-        "reasons": chosen_row.reasons,
-    }
+    by_name = {st.strategy.name: st.strategy for st in states}
+    models, test_pred = {}, {}
+    for name in (b, reference):
+        models[name], test_pred[name] = _retrain(by_name[name], task, repeats[name].params, options.n_seeds, test)
+    v = decide(options.score, test.y, b, test_pred[b], reference, test_pred[reference], means[b], means[reference],
+               seed)
+    result["recommendation"] = _recommendation(v, rows, repeats[v.chosen].params, test_pred[v.chosen], test.y)
     result["_internal"] = {"models": models, "classes": task.classes}  # for --export
     return result

@@ -114,7 +114,8 @@ class _Progress:
         elif kind == "repeat":
             self.console.print(f"seed repeats of {payload['strategy']}'s best setting")
         elif kind == "final":
-            self.console.print(f"retraining {payload['strategy']} and target_only on train+val; scoring on test")
+            ref = payload.get("reference", "the reference")
+            self.console.print(f"retraining {payload['strategy']} and {ref} on train+val; scoring on test")
 
     def stop(self) -> None:
         if self.bar is not None:

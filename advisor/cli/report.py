@@ -58,7 +58,8 @@ def report(ctx: click.Context, run_dir: str | None, storage: str | None, run_nam
             if kind == "repeat":
                 console.print(f"seed repeats of {payload['strategy']}'s best setting")
             elif kind == "final":
-                console.print(f"retraining {payload['strategy']} and target_only on train+val; scoring on test")
+                ref = payload.get("reference", "the reference")
+                console.print(f"retraining {payload['strategy']} and {ref} on train+val; scoring on test")
 
         doc = report_from_storage(storage, run_name, device=device, threads=threads, run_dir=run_dir,
                                   registry=registry(ctx), on_event=on_event)

@@ -1,4 +1,5 @@
-"""One place renders a report document (from ``advisor.pipeline``) as text, Markdown or JSON.
+"""One place words the verdict and renders a report document (from ``advisor.pipeline``) as text,
+Markdown or JSON.
 
 Private keys (starting with ``_``, such as trained models kept for export) never leave here.
 """
@@ -6,7 +7,52 @@ Private keys (starting with ``_``, such as trained models kept for export) never
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from advisor.verdict.rules import Gap, Verdict
+
+
+def verdict_sentence(v: Verdict) -> str:
+    """The verdict in words: what was compared, on what, with how many seeds, and what to do."""
+    g = v.gain
+    seeds = f"{g.seeds[0]} and {g.seeds[1]} retrains" if g.seeds[0] != g.seeds[1] else f"{g.seeds[0]} retrains each"
+    on_test = f"on the held-out test split (mean of {seeds} on train+val)"
+    interval = f"gain {g.value:+.3f}, {g.level:.0%} CI [{g.lo:+.3f}, {g.hi:+.3f}] over {g.covers}"
+    if v.code == "transfer_helps":
+        return (f"Transfer helps: {v.best_transfer} scores {v.transfer_test:.3f} {on_test} against "
+                f"{v.reference_test:.3f} for {v.reference}, the best reference trained on the target alone "
+                f"({v.score}, {interval}). Use {v.best_transfer}.")
+    if v.code == "transfer_hurts":
+        return (f"Transfer hurts: the best transfer strategy, {v.best_transfer}, scores {v.transfer_test:.3f} "
+                f"{on_test} against {v.reference_test:.3f} for {v.reference}, the best reference trained on the "
+                f"target alone ({v.score}, {interval}). Train on the target alone with {v.reference}.")
+    why = "includes zero" if g.with_seeds else "cannot include seed luck with one seed, so the verdict does not commit"
+    return (f"Transfer gives little or nothing: {v.best_transfer} scores {v.transfer_test:.3f} {on_test} against "
+            f"{v.reference_test:.3f} for {v.reference} on the target alone ({v.score}, {interval}; the interval "
+            f"{why}). {v.chosen} is the better of the two on validation.")
+
+
+def gap_reason(gap: Gap, score_name: str) -> str | None:
+    """The risk reason a negative-transfer gap gives its strategy, or ``None`` when it gives none."""
+    e = gap.estimate
+    ci = f"{e.level:.0%} CI [{e.lo:.3f}, {e.hi:.3f}] over {e.covers}"
+    if gap.negative_transfer:
+        return (f"negative transfer measured: {score_name} is {e.value:.3f} below {gap.reference} on validation "
+                f"({ci})")
+    if gap.reference_ahead:
+        return f"no clear gain over {gap.reference} on validation (gap {e.value:+.3f}, {ci})"
+    return None
+
+
+def _seeds_line(doc: dict[str, Any]) -> str:
+    """How many seeds stand behind the intervals and what they cover (empty for older reports)."""
+    iv = doc.get("intervals")
+    if not iv:
+        return ""
+    return (f"Intervals: {iv['level']:.0%}, over {iv['covers']}; validation scores and gaps from "
+            f"{iv['seeds']} seed repeats of each best setting (not the search's own trial), the test gain "
+            f"from {iv['seeds']} retrains per arm.")
 
 
 def public(doc: dict[str, Any]) -> dict[str, Any]:
@@ -42,12 +88,14 @@ def render_markdown(doc: dict[str, Any]) -> str:
         lines += [f"**Recommendation: `{rec['strategy']}`** ({rec['verdict_code']})", "", rec["verdict"], "",
                   f"- parameters: {_params(rec['params'])}",
                   f"- test {doc.get('score')}: {_f(rec['test_score'])} (accuracy {_f(rec['test_accuracy'])}, "
-                  f"{rec.get('test_size', '?')} samples); gain over target_only {rec['test_gain']:+.3f} "
-                  f"{_ci(rec['test_gain_ci'])}", ""]
+                  f"{rec.get('test_size', '?')} samples); gain over {rec.get('reference', 'the reference')} "
+                  f"{rec['test_gain']:+.3f} {_ci(rec['test_gain_ci'])}", ""]
     elif doc.get("strategies"):
         lines += ["No recommendation: " + doc.get("verdict_missing", "the search is incomplete."), ""]
     else:
         lines += ["Quick advice only (no search was run).", ""]
+    if _seeds_line(doc):
+        lines += [_seeds_line(doc), ""]
     for note in doc.get("notes", []):
         lines.append(f"> Note: {note}")
     lines += ["", "## Quick advice (before training)", "", "| rank | strategy | prior | risk | reasons |",
@@ -57,11 +105,12 @@ def render_markdown(doc: dict[str, Any]) -> str:
                      f"{'; '.join(r['reasons']) or '-'} |")
     if doc.get("strategies"):
         lines += ["", f"## Search results ({doc.get('score')} on the validation split)", "",
-                  "| strategy | family | val | 95% CI | NTG | NTG 95% CI | negative transfer | risk | trials | "
-                  "params |", "|---|---|---|---|---|---|---|---|---|---|"]
+                  "| strategy | role | family | val | 95% CI | NTG | NTG 95% CI | negative transfer | risk | trials | "
+                  "params |", "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in doc["strategies"]:
             lines.append(
-                f"| {r['strategy']} | {r['family']} | {_f(r['val_score'])} | {_ci(r['val_ci'])} | {_f(r['ntg'])} | "
+                f"| {r['strategy']} | {r.get('role', '-')} | {r['family']} | {_f(r['val_score'])} | "
+                f"{_ci(r['val_ci'])} | {_f(r['ntg'])} | "
                 f"{_ci(r['ntg_ci'])} | {'yes' if r['negative_transfer'] else 'no'} | {r['risk']} | "
                 f"{r['trials']}/{r['budget']} | {_params(r['params'])} |")
         lines += ["", "### Risks", ""]
@@ -94,13 +143,17 @@ def print_report(doc: dict[str, Any], console: Any, show_advice: bool = True) ->
         print_advice(doc.get("advice", {}), doc.get("not_applicable", {}), console)
     if doc.get("strategies"):
         t = Table(title=f"Search results ({doc.get('score')}, validation split)")
-        for col in ("strategy", "family", "val", "95% CI", "NTG", "NTG 95% CI", "neg. transfer", "risk", "trials"):
+        for col in ("strategy", "role", "family", "val", "95% CI", "NTG", "NTG 95% CI", "neg. transfer", "risk",
+                    "trials"):
             t.add_column(col)
         for r in doc["strategies"]:
-            t.add_row(r["strategy"], r["family"], _f(r["val_score"]), _ci(r["val_ci"]), _f(r["ntg"]),
+            t.add_row(r["strategy"], r.get("role", "-"), r["family"], _f(r["val_score"]), _ci(r["val_ci"]),
+                      _f(r["ntg"]),
                       _ci(r["ntg_ci"]), "[red]yes[/red]" if r["negative_transfer"] else "no", r["risk"],
                       f"{r['trials']}/{r['budget']}")
         console.print(t)
+        if _seeds_line(doc):
+            console.print(_seeds_line(doc))
         for r in doc["strategies"]:
             if r["reasons"]:
                 console.print(f"[bold]{r['strategy']}[/bold] ({r['risk']} risk): " + "; ".join(r["reasons"]))
@@ -113,7 +166,8 @@ def print_report(doc: dict[str, Any], console: Any, show_advice: bool = True) ->
         extra = "" if doc.get("score") == "accuracy" else f" (accuracy {_f(rec['test_accuracy'])})"
         body = (f"{rec['verdict']}\n\nparameters: {_params(rec['params'])}\n"
                 f"test {doc.get('score')}: {_f(rec['test_score'])}{extra} on {rec.get('test_size', '?')} samples; "
-                f"gain over target_only {rec['test_gain']:+.3f} {_ci(rec['test_gain_ci'])}")
+                f"gain over {rec.get('reference', 'the reference')} {rec['test_gain']:+.3f} "
+                f"{_ci(rec['test_gain_ci'])}")
         console.print(Panel(body, title=f"Recommendation: {rec['strategy']} ({rec['verdict_code']})"))
     elif doc.get("strategies"):
         console.print("No recommendation: " + doc.get("verdict_missing", "the search is incomplete."))

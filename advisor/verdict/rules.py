@@ -1,0 +1,127 @@
+"""The verdict rule (DESIGN.md §5) as pure functions on per-seed predictions.
+
+Steps, in the order the pipeline calls them: the seed-repeat mean of every strategy
+(``mean_scores``) -> the reference, the best reference-role candidate (``choose_reference``) ->
+the negative-transfer gap of every other strategy against it (``gaps``) -> B, the best
+non-reference strategy (``choose_transfer``) -> the decision on the test split (``decide``).
+Every interval carries training seeds and samples (``advisor.search.scoring.seed_sample_diff``);
+a code other than ``no_gain`` needs an interval that clears zero with both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from advisor.search.scoring import Estimate, seed_sample_diff, seed_scores
+
+REFERENCE_ROLE = "reference"
+VERDICT_CODES = ("transfer_helps", "no_gain", "transfer_hurts")
+VerdictCode = Literal["transfer_helps", "no_gain", "transfer_hurts"]
+
+
+def mean_scores(score_name: str, y: np.ndarray, preds: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Each strategy's score averaged over its seeds (``preds[name]``: seeds x n, on the samples ``y``)."""
+    return {name: float(seed_scores(score_name, y, p).mean()) for name, p in preds.items()}
+
+
+def pick_best(means: Mapping[str, float], prior_order: Sequence[str], n_val: int) -> str | None:
+    """The name with the best mean; means less than one validation sample apart are tied.
+
+    A gap under ``1 / n_val`` (a single flipped prediction) is not evidence, so tied names go to
+    the one ranked higher in ``prior_order`` (the quick advice), then to the better mean, then to
+    the alphabet. ``None`` when ``means`` is empty.
+    """
+    if not means:
+        return None
+    top = max(means.values())
+    tied = [name for name, m in means.items() if m > top - 1.0 / max(n_val, 1) + 1e-12]
+    rank = {name: i for i, name in enumerate(prior_order)}
+    return min(tied, key=lambda name: (rank.get(name, len(rank)), -means[name], name))
+
+
+def choose_reference(means: Mapping[str, float], roles: Mapping[str, str], prior_order: Sequence[str],
+                     n_val: int) -> str | None:
+    """The reference of the gaps and the verdict: the best reference-role candidate by its seed-repeat mean."""
+    return pick_best({k: v for k, v in means.items() if roles.get(k) == REFERENCE_ROLE}, prior_order, n_val)
+
+
+def choose_transfer(means: Mapping[str, float], roles: Mapping[str, str], prior_order: Sequence[str],
+                    n_val: int) -> str | None:
+    """B, the strategy the verdict tests: the best non-reference strategy by its seed-repeat mean."""
+    return pick_best({k: v for k, v in means.items() if roles.get(k) != REFERENCE_ROLE}, prior_order, n_val)
+
+
+@dataclass(frozen=True)
+class Gap:
+    """The negative-transfer gap of ``strategy``: NTG = score(reference) - score(strategy) on validation."""
+
+    strategy: str
+    reference: str
+    estimate: Estimate
+
+    @property
+    def negative_transfer(self) -> bool:
+        """The reference is better with both seeds and samples accounted for."""
+        return self.estimate.above_zero
+
+    @property
+    def reference_ahead(self) -> bool:
+        """The reference scores higher, but not clearly: no evidence that the strategy gains anything."""
+        return not self.negative_transfer and self.estimate.value > 0 and self.estimate.hi > 0
+
+
+def gaps(score_name: str, y_val: np.ndarray, reference: str, preds: Mapping[str, np.ndarray],
+         roles: Mapping[str, str] | None = None, seed: int = 0) -> dict[str, Gap]:
+    """The gap of every strategy in ``preds`` from their validation seed repeats.
+
+    Not for the reference itself, nor for the other reference candidates when ``roles`` is given:
+    they transfer nothing, so a gap would not be negative transfer.
+    """
+    ref = preds[reference]
+    roles = roles or {}
+    return {name: Gap(name, reference, seed_sample_diff(score_name, y_val, ref, p, seed=seed))
+            for name, p in preds.items() if name != reference and roles.get(name) != REFERENCE_ROLE}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The decision on the test split: B against the reference, both retrained with several seeds.
+
+    ``gain`` is score(B) - score(reference), each the mean of its retrains, with an interval over
+    seeds and samples; ``chosen`` is the strategy to use.
+    """
+
+    code: VerdictCode
+    chosen: str
+    best_transfer: str
+    reference: str
+    gain: Estimate
+    transfer_test: float
+    reference_test: float
+    score: str
+    test_size: int
+
+
+def decide(score_name: str, y_test: np.ndarray, best_transfer: str, transfer_preds: np.ndarray, reference: str,
+           reference_preds: np.ndarray, transfer_val: float, reference_val: float, seed: int = 0) -> Verdict:
+    """``transfer_helps`` when the gain's interval lies above zero, ``transfer_hurts`` below, else ``no_gain``.
+
+    ``*_preds``: test predictions of each retrain (seeds x n). An interval that covers samples only
+    (one seed in an arm) never commits. Under ``no_gain`` the better of the two on validation
+    (``*_val``, seed-repeat means) is chosen, the reference on a tie.
+    """
+    gain = seed_sample_diff(score_name, y_test, transfer_preds, reference_preds, seed=seed)
+    code: VerdictCode
+    if gain.above_zero:
+        code, chosen = "transfer_helps", best_transfer
+    elif gain.below_zero:
+        code, chosen = "transfer_hurts", reference
+    else:
+        code, chosen = "no_gain", best_transfer if transfer_val > reference_val else reference
+    return Verdict(code, chosen, best_transfer, reference, gain,
+                   float(seed_scores(score_name, y_test, transfer_preds).mean()),
+                   float(seed_scores(score_name, y_test, reference_preds).mean()), score_name, len(y_test))

@@ -1,0 +1,145 @@
+"""The verdict's pure functions (advisor.verdict) on synthetic per-seed predictions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from advisor.search.scoring import COVERS_SAMPLES, COVERS_SEEDS, paired_bootstrap_diff, seed_sample_ci, seed_scores
+from advisor.verdict import choose_reference, choose_transfer, decide, gaps, mean_scores, pick_best
+
+K = 10  # classes
+
+
+def _seeds(rng: np.random.Generator, y: np.ndarray, difficulty: np.ndarray, n_seeds: int, skill: float = 0.0,
+           seed_sd: float = 0.35) -> np.ndarray:
+    """Predictions of ``n_seeds`` training runs of one strategy (seeds x n).
+
+    Each run has its own luck (a shift of every sample's log-odds of being right, SD ``seed_sd``),
+    so its scores spread over seeds as small-data training does; ``skill`` shifts every run.
+    """
+    out = []
+    for _ in range(n_seeds):
+        logit = difficulty + skill + rng.normal(0.0, seed_sd)
+        right = rng.random(len(y)) < 1 / (1 + np.exp(-logit))
+        out.append(np.where(right, y, (y + 1) % K))
+    return np.stack(out)
+
+
+def _problem(rng: np.random.Generator, n: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    return rng.integers(0, K, n), rng.normal(0.0, 1.5, n)
+
+
+def test_pick_best_ties_within_one_sample_go_to_the_prior() -> None:
+    means = {"l2sp": 0.570, "progressive_unfreezing": 0.566, "finetune": 0.40}
+    prior = ["finetune", "progressive_unfreezing", "l2sp"]
+    assert pick_best(means, prior, n_val=100) == "progressive_unfreezing"  # 0.004 < 1/100: tied
+    assert pick_best(means, prior, n_val=1000) == "l2sp"
+    assert pick_best({"b": 0.5, "a": 0.5}, [], n_val=10) == "a"
+    assert pick_best({}, prior, n_val=10) is None
+
+
+def test_reference_and_b_are_chosen_by_role_and_seed_mean() -> None:
+    y = np.arange(40) % 4
+    right = np.tile(y, (5, 1))
+    wrong = (right + 1) % 4
+    half = right.copy()
+    half[:, :20] = wrong[:, :20]
+    preds = {"mine_linear": right, "scratch": half, "tuned": right, "probe": half}
+    roles = {"mine_linear": "reference", "scratch": "reference", "tuned": "transfer", "probe": "probe"}
+    means = mean_scores("accuracy", y, preds)
+    assert means == {"mine_linear": 1.0, "scratch": 0.5, "tuned": 1.0, "probe": 0.5}
+    # a third-party reference is a reference like a built-in; the higher mean wins whatever the prior says
+    assert choose_reference(means, roles, ["scratch", "mine_linear"], n_val=40) == "mine_linear"
+    assert choose_transfer(means, roles, ["probe", "tuned"], n_val=40) == "tuned"
+    assert choose_transfer({"mine_linear": 1.0}, roles, [], n_val=40) is None
+
+
+def test_gaps_flag_a_clearly_worse_strategy_and_not_a_level_one() -> None:
+    rng = np.random.default_rng(1)
+    y, diff = _problem(rng)
+    preds = {"ref": _seeds(rng, y, diff, 5), "same": _seeds(rng, y, diff, 5),
+             "bad": _seeds(rng, y, diff, 5, skill=-1.5)}
+    g = gaps("accuracy", y, "ref", {**preds, "other_ref": preds["same"]}, {"other_ref": "reference"}, seed=0)
+    assert set(g) == {"same", "bad"}
+    assert g["bad"].negative_transfer and g["bad"].estimate.value > 0.15 and g["bad"].estimate.lo > 0
+    assert not g["same"].negative_transfer
+    assert g["bad"].estimate.covers == COVERS_SEEDS and g["bad"].estimate.seeds == (5, 5)
+
+
+def test_decide_codes_and_choice() -> None:
+    rng = np.random.default_rng(2)
+    y, diff = _problem(rng, 400)
+    good, ref, bad = (_seeds(rng, y, diff, 5, skill=s) for s in (1.5, 0.0, -1.5))
+    helps = decide("accuracy", y, "B", good, "R", ref, 0.9, 0.8)
+    assert (helps.code, helps.chosen) == ("transfer_helps", "B") and helps.gain.lo > 0
+    assert helps.transfer_test == pytest.approx(seed_scores("accuracy", y, good).mean())
+    hurts = decide("accuracy", y, "B", bad, "R", ref, 0.9, 0.8)
+    assert (hurts.code, hurts.chosen) == ("transfer_hurts", "R") and hurts.gain.hi < 0
+    level = decide("accuracy", y, "B", ref[:3], "R", ref[2:], 0.80, 0.81)
+    assert (level.code, level.chosen) == ("no_gain", "R")
+    assert decide("accuracy", y, "B", ref[:3], "R", ref[2:], 0.82, 0.81).chosen == "B"
+
+
+def test_one_seed_never_commits() -> None:
+    """With a single seed per arm the interval covers samples only, so even a large gain is not a verdict."""
+    rng = np.random.default_rng(3)
+    y, diff = _problem(rng, 400)
+    v = decide("accuracy", y, "B", _seeds(rng, y, diff, 1, skill=2.0), "R", _seeds(rng, y, diff, 1), 0.9, 0.5)
+    assert v.gain.lo > 0 and not v.gain.with_seeds and v.gain.covers == COVERS_SAMPLES
+    assert (v.code, v.chosen) == ("no_gain", "B")
+
+
+def test_score_interval_widens_with_seed_spread() -> None:
+    rng = np.random.default_rng(4)
+    y, diff = _problem(rng)
+    calm = seed_sample_ci("accuracy", y, _seeds(rng, y, diff, 5, seed_sd=0.0))
+    noisy = seed_sample_ci("accuracy", y, _seeds(rng, y, diff, 5, seed_sd=0.6))
+    assert calm.lo < calm.value < calm.hi and noisy.lo < noisy.value < noisy.hi
+    assert noisy.hi - noisy.lo > 1.5 * (calm.hi - calm.lo)
+
+
+def _null_comparisons(n: int, seed: int) -> tuple[int, int, float]:
+    """A strategy against itself: two disjoint groups of 5 seeds from the same distribution, ``n`` times.
+
+    Returns (false alarms of the verdict's interval, false alarms of the samples-only bootstrap,
+    the mean SD of the per-seed scores).
+    """
+    rng = np.random.default_rng(seed)
+    new = old = 0
+    sds = []
+    for c in range(n):
+        y, diff = _problem(rng)
+        a, b = _seeds(rng, y, diff, 5), _seeds(rng, y, diff, 5)
+        sds.append(seed_scores("accuracy", y, np.concatenate([a, b])).std(ddof=1))
+        v = decide("accuracy", y, "a", a, "b", b, 0.5, 0.5, seed=c)
+        new += v.code != "no_gain"
+        _, lo, hi = paired_bootstrap_diff("accuracy", y, a, b, seed=c)
+        old += lo > 0 or hi < 0
+    return new, old, float(np.mean(sds))
+
+
+def test_a_strategy_against_itself_is_called_different_at_about_the_nominal_rate() -> None:
+    new, old, seed_sd = _null_comparisons(200, seed=5)
+    assert seed_sd > 0.03  # real seed spread: several points between training runs
+    assert new <= 20, f"{new} false alarms in 200 (nominal 5%)"
+    # the samples-only bootstrap, seeds' spread treated as known, fails this same check
+    assert old > 40, f"samples-only bootstrap: {old} false alarms in 200"
+
+
+def test_a_genuine_large_gain_is_detected() -> None:
+    rng = np.random.default_rng(6)
+    hits = 0
+    for c in range(50):
+        y, diff = _problem(rng)
+        v = decide("accuracy", y, "B", _seeds(rng, y, diff, 5, skill=1.0), "R", _seeds(rng, y, diff, 5), 0.9, 0.8,
+                   seed=c)
+        hits += v.code == "transfer_helps"
+    assert hits >= 45, f"detected {hits} of 50 gains of about 16 points"
+
+
+def test_other_scores_use_the_same_interval() -> None:
+    rng = np.random.default_rng(7)
+    y, diff = _problem(rng, 200)
+    v = decide("macro_f1", y, "B", _seeds(rng, y, diff, 3, skill=2.0), "R", _seeds(rng, y, diff, 3), 0.9, 0.5)
+    assert v.code == "transfer_helps" and v.gain.seeds == (3, 3)
