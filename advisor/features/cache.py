@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import json
-import os
 import weakref
 from pathlib import Path
 from typing import Any
@@ -99,7 +99,11 @@ class FeatureCache:
             return self._mem[key]
         path = self._path(key)
         if path is not None and path.exists():
-            t = torch.load(path, map_location="cpu", weights_only=True)
+            try:
+                t = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception:  # a damaged file (written before writes were atomic): recompute it
+                path.unlink(missing_ok=True)
+                return None
             self._mem[key] = t
             return t
         return None
@@ -108,10 +112,14 @@ class FeatureCache:
         self._mem[key] = t
         path = self._path(key)
         if path is not None:
+            from advisor.runs.files import atomic_write_bytes
+
+            # Serialised in memory, then a per-process temporary file renamed into place: a concurrent
+            # worker never reads half a file, and a full disk is a plain OSError (one line), not torch's.
+            buf = io.BytesIO()
+            torch.save(t, buf)
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")  # per process: concurrent writers never share it
-            torch.save(t, tmp)
-            tmp.replace(path)  # atomic: a concurrent worker never reads half a file
+            atomic_write_bytes(path, buf.getvalue())
 
     def prefix(self, backbone: Backbone, domain: Domain, k: int) -> torch.Tensor:
         """Output of ``blocks[:k]`` on ``domain.X`` (CPU float32; ``k = 0`` is X itself)."""
