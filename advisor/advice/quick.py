@@ -1,53 +1,58 @@
 """Quick advice: signals + target size + applicability -> a prior ranking and risks.
 
-Cheap, deterministic and explainable: no training. The prior score of a strategy is a
-weighted sum of four pieces of evidence, each in [0, 1]:
+Cheap, deterministic and explainable: no training. The advice reads metrics by the kind of
+evidence they declare (``advisor.plugin.EVIDENCE_KINDS``) and strategies by their ``role`` and
+``family``; it names no plugin. The prior score of a strategy is a weighted sum of four pieces of
+evidence, each in [0, 1]:
 
 - ``feature_quality``: how well the source model's frozen features separate the target
-  classes, ``(knn - chance) / (1 - chance)`` from the leave-one-out k-NN accuracy;
-- ``raw_quality``: the same on the raw target inputs (standardised): how far the target alone
-  gets without any source knowledge. Transfer pays where the first clearly beats the second;
-- ``similarity``: ``1 - PAD / 2`` (proxy A-distance between source and target features);
+  classes, ``(accuracy - chance) / (1 - chance)`` from the ``feature_quality`` evidence;
+- ``raw_quality``: the same from a leave-one-out k-NN on the raw target inputs (standardised):
+  how far the target alone gets without any source knowledge. Transfer pays where the first
+  clearly beats the second;
+- ``similarity``: ``1 - distance / 2`` from the ``domain_distance`` evidence (in [0, 2]);
 - ``scarcity``: ``1 / (1 + n_per_class / 20)``: the fewer target labels, the more any
   transfer matters.
 
-with per-family weights (``WEIGHTS``), minus a penalty per risk level (medium 0.15,
-high 0.4). Missing signals count as 0.5 (no evidence either way). The weights were set by hand
-from the first quality-harness runs (``bench/quality.py``; figures in BENCHMARKS.md): a linear
-probe is only as good as the frozen features, so it loses where the raw inputs separate the
-classes as well; the fine-tuning families start from the source but can still learn what the
-raw inputs offer; strategies that pool source labels (instance, feature) help where the target
-alone is weak and hurt where its own labels already separate the classes (the source then pulls
-the boundary toward another domain's), hence their negative raw-quality weight; ``target_only``
-rests on the raw inputs, and the feature quality stands in for how separable the target is at all
-(raw k-NN under-rates what a trained network gets from sparse tables). The ranking is a prior:
-the search corrects it, and BENCHMARKS.md measures it (Kendall's τ against the oracle).
+with weights per role or family (``WEIGHTS``, ``weights_key``), minus a penalty per risk level
+(medium 0.15, high 0.4). Missing evidence counts as 0.5 (no evidence either way). The weights were
+set by hand from the first quality-harness runs (``bench/quality.py``; figures in BENCHMARKS.md): a
+probe is only as good as the frozen features, so it loses where the raw inputs separate the classes
+as well; the fine-tuning families start from the source but can still learn what the raw inputs
+offer; strategies that pool source labels (instance, feature) help where the target alone is weak
+and hurt where its own labels already separate the classes (the source then pulls the boundary
+toward another domain's), hence their negative raw-quality weight; a reference rests on the raw
+inputs, and the feature quality stands in for how separable the target is at all (raw k-NN
+under-rates what a trained network gets from sparse tables). Conflicting label semantics (one rule,
+``advisor.plugin.label_conflict``) are a high risk for every strategy that trains on source labels.
+The ranking is a prior: the search corrects it, and BENCHMARKS.md measures it (Kendall's τ against
+the oracle).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from advisor.plugin.contracts import MetricResult, Risk, Strategy, TransferTask
+from advisor.plugin.evidence import evidence as find_evidence
+from advisor.plugin.evidence import label_conflict, label_predictability
 
 LEVELS = ("low", "medium", "high")
 PENALTY = {"low": 0.0, "medium": 0.15, "high": 0.4}
-#: (feature_quality, similarity, scarcity, constant, raw_quality) weights per strategy family.
+#: (feature_quality, similarity, scarcity, constant, raw_quality) weights: by role for the reference
+#: (trains on the target alone) and the probe (reads frozen source features), by family for the rest
+#: ("baseline": plain fine-tuning, also the fallback for an unknown family).
 WEIGHTS = {
-    "baseline:target_only": (0.3, 0.0, 0.0, 0.1, 0.5),
-    "baseline:linear_probe": (0.9, 0.0, 0.0, 0.0, -0.3),
-    "baseline:finetune": (0.5, 0.1, 0.1, 0.1, 0.2),
+    "reference": (0.3, 0.0, 0.0, 0.1, 0.5),
+    "probe": (0.9, 0.0, 0.0, 0.0, -0.3),
+    "baseline": (0.5, 0.1, 0.1, 0.1, 0.2),
     "model": (0.5, 0.15, 0.1, 0.1, 0.2),
     "progressive": (0.5, 0.1, 0.1, 0.12, 0.2),
     "instance": (0.4, 0.3, 0.1, 0.1, -0.3),
     "feature": (0.4, 0.3, 0.1, 0.08, -0.3),
 }
-# Thresholds for the signature of conflicting label semantics: the source's predictions
-# determine the target label well (label predictability from NCE) but are mostly wrong.
-CONFLICT_PREDICTABILITY = 0.5
-CONFLICT_ACCURACY_RATIO = 0.6
+FALLBACK_WEIGHTS = "baseline"
 
 
 @dataclass
@@ -73,69 +78,50 @@ class Advice:
         return {"ranking": [asdict(r) for r in self.ranking], "evidence": self.evidence}
 
 
-def _value(signals: dict[str, MetricResult], name: str) -> float | None:
-    r = signals.get(name)
-    if r is None or r.value is None or not math.isfinite(float(r.value)):
-        return None
-    return float(r.value)
-
-
 def evidence(signals: dict[str, MetricResult], task: TransferTask) -> dict[str, float]:
-    """The numbers the advice rests on (each in [0, 1] where defined)."""
+    """The numbers the advice rests on (each in [0, 1] where defined), read by evidence kind."""
     c = max(task.num_classes, 2)
     chance = 1.0 / c
     ev: dict[str, float] = {}
-    knn = _value(signals, "knn")
-    ev["feature_quality"] = 0.5 if knn is None else min(1.0, max(0.0, (knn - chance) / (1 - chance)))
+    quality = find_evidence(signals, "feature_quality")
+    ev["feature_quality"] = (0.5 if quality is None
+                             else min(1.0, max(0.0, (quality.value - chance) / (1 - chance))))
     from advisor.metrics.neighbours import raw_knn_accuracy
 
     labelled = task.target_train if task.target_val is None else task.target_train.concat(task.target_val)
     raw = raw_knn_accuracy(labelled, seed=task.seed)
     ev["raw_quality"] = 0.5 if raw is None else min(1.0, max(0.0, (raw - chance) / (1 - chance)))
-    pad = _value(signals, "pad")
-    ev["similarity"] = 0.5 if pad is None else min(1.0, max(0.0, 1 - pad / 2))
+    distance = find_evidence(signals, "domain_distance")
+    ev["similarity"] = 0.5 if distance is None else min(1.0, max(0.0, 1 - distance.value / 2))
     n_pc = len(task.target_train) / c
     ev["labels_per_class"] = n_pc
     ev["scarcity"] = 1.0 / (1.0 + n_pc / 20.0)
-    nce = _value(signals, "nce")
-    if nce is not None:
-        ev["label_predictability"] = min(1.0, max(0.0, 1.0 + nce / math.log(c)))
-    acc = _value(signals, "source_accuracy")
-    if acc is not None:
-        ev["source_accuracy"] = acc
+    predictability = label_predictability(signals, c)
+    if predictability is not None:
+        ev["label_predictability"] = predictability.value
+    accuracy = find_evidence(signals, "source_head_accuracy")
+    if accuracy is not None:
+        ev["source_head_accuracy"] = accuracy.value
     return ev
 
 
-def conflicting_labels(ev: dict[str, float]) -> bool:
-    """High label predictability from source predictions with low source accuracy."""
-    pred = ev.get("label_predictability")
-    acc = ev.get("source_accuracy")
-    if pred is None or acc is None:
-        return False
-    return pred >= CONFLICT_PREDICTABILITY and acc < CONFLICT_ACCURACY_RATIO * pred
-
-
-def general_risks(strategy: Strategy, ev: dict[str, float], task: TransferTask) -> list[Risk]:
+def general_risks(strategy: Strategy, ev: dict[str, float], signals: dict[str, MetricResult],
+                  task: TransferTask) -> list[Risk]:
     """Risks the core sees for any strategy, from the evidence (strategy plugins add theirs)."""
     risks: list[Risk] = []
-    if strategy.family == "baseline" and strategy.name == "target_only":
+    if strategy.role == "reference":
         if ev["labels_per_class"] < 5 and ev["raw_quality"] < 0.2:
             risks.append(Risk("medium", f"only {ev['labels_per_class']:.1f} labelled target samples per "
                                         f"class to train from scratch, and the raw inputs separate the classes "
                                         f"poorly (k-NN quality {ev['raw_quality']:.2f})"))
         return risks
     uses_source_labels = bool(getattr(strategy.needs, "source_data", False))
-    if uses_source_labels and conflicting_labels(ev):
-        risks.append(Risk(
-            "high",
-            f"conflicting label semantics: the source model's predictions determine the target label "
-            f"well (label predictability {ev['label_predictability']:.2f} from NCE) but are mostly wrong "
-            f"(source_accuracy {ev['source_accuracy']:.2f}); training on source labels teaches the wrong "
-            "mapping",
-        ))
+    conflict = label_conflict(signals, task.num_classes) if uses_source_labels else None
+    if conflict is not None:
+        risks.append(Risk("high", conflict.reason()))
     if ev["feature_quality"] < 0.2:
         risks.append(Risk("medium", f"frozen source features barely separate the target classes "
-                                    f"(k-NN feature quality {ev['feature_quality']:.2f})"))
+                                    f"(feature quality {ev['feature_quality']:.2f})"))
     return risks
 
 
@@ -143,9 +129,14 @@ def worst(levels: list[str]) -> str:
     return max(levels, key=LEVELS.index) if levels else "low"
 
 
+def weights_key(strategy: Strategy) -> str:
+    """Which ``WEIGHTS`` row a strategy gets: its role when reference or probe, else its family."""
+    return strategy.role if strategy.role in ("reference", "probe") else strategy.family
+
+
 def prior_score(strategy: Strategy, ev: dict[str, float], risk: str) -> float:
-    key = f"baseline:{strategy.name}" if strategy.family == "baseline" else strategy.family
-    wq, ws, wn, w0, wr = WEIGHTS.get(key, WEIGHTS["baseline:finetune"])
+    """The weighted evidence for ``strategy`` minus the penalty of its worst ``risk`` level."""
+    wq, ws, wn, w0, wr = WEIGHTS.get(weights_key(strategy), WEIGHTS[FALLBACK_WEIGHTS])
     raw = (wq * ev["feature_quality"] + ws * ev["similarity"] + wn * ev["scarcity"] + w0
            + wr * ev.get("raw_quality", 0.5))
     return round(raw - PENALTY[risk], 4)
@@ -165,7 +156,7 @@ def quick_advice(
         if reason:
             not_applicable[s.name] = reason
             continue
-        risks = general_risks(s, ev, task)
+        risks = general_risks(s, ev, signals, task)
         try:
             risks += list(s.risks(signals, task))
         except Exception as exc:  # a plugin's risk code must not stop the advice

@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-DEFAULT_DEMO = "digits-shift"
+#: What a bare ``--demo`` passes on: the registry's default scenario (the one its plugin marks ``default``).
+DEFAULT_DEMO = ""
 
 
 def input_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -15,7 +16,8 @@ def input_options(func: Callable[..., Any]) -> Callable[..., Any]:
     ``--model``, ``--weights``, ``--image-size``, ``--device``, ``--seed``."""
     opts = [
         click.option("--demo", is_flag=False, flag_value=DEFAULT_DEMO, default=None, metavar="[SCENARIO]",
-                     help=f"Use a built-in scenario (default {DEFAULT_DEMO}); see `advisor plugins`."),
+                     help="Use a built-in scenario (default: the one its plugin marks as default); "
+                          "see `advisor plugins`."),
         click.option("--source", type=str, default=None, metavar="PATH",
                      help="Labelled source data: image folder, .npz or .csv."),
         click.option("--target", type=str, default=None, metavar="PATH",

@@ -3,7 +3,8 @@
 ``metric_inputs`` turns domains (and the source backbone) into the features metrics read: the
 target is its train and validation splits joined, never the test split. ``compute_signals``
 runs the registered metrics; a metric whose needs are unmet is listed with its reason, and a
-metric that raises is recorded as an error while the others carry on.
+metric that raises is recorded as an error while the others carry on. Each result carries the
+evidence kind its metric declares (``MetricResult.evidence``): that is how the advice reads it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from advisor.data.domain import Domain
-from advisor.plugin.contracts import MetricInputs, MetricResult, Needs
+from advisor.plugin.contracts import EVIDENCE_KINDS, MetricInputs, MetricResult, Needs
 
 if TYPE_CHECKING:
     from advisor.features.cache import FeatureCache
@@ -134,7 +135,9 @@ def compute_signals(registry: Registry, inputs: MetricInputs, names: list[str] |
     """Run the named metrics (all registered ones when ``None``) on ``inputs``.
 
     Unknown names raise ``InputError``. A metric that cannot run goes to ``not_applicable``
-    with its reason; one that raises goes to ``errors`` and the others still run.
+    with its reason; one that raises (or returns something else than a ``MetricResult``) goes to
+    ``errors`` and the others still run. Results keep the registry's order and get the metric's
+    declared ``evidence`` kind.
     """
     metrics = list(registry.metrics.values()) if names is None else [registry.metric(n) for n in names]
     signals = Signals()
@@ -145,7 +148,14 @@ def compute_signals(registry: Registry, inputs: MetricInputs, names: list[str] |
             signals.not_applicable[metric.name] = reason
             continue
         try:
-            signals.results[metric.name] = metric.compute(inputs)
+            result = metric.compute(inputs)
+            if not isinstance(result, MetricResult):
+                raise TypeError(f"compute returned {type(result).__name__}, not a MetricResult")
         except Exception as exc:  # a broken metric must not hide the others
             signals.errors[metric.name] = f"{type(exc).__name__}: {exc}"
+            continue
+        kind = getattr(metric, "evidence", None)
+        if result.evidence is None and kind in EVIDENCE_KINDS:
+            result.evidence = kind
+        signals.results[metric.name] = result
     return signals

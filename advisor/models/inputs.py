@@ -58,7 +58,7 @@ class InputRequest:
     source: str | None = None
     target: str | None = None
     target_unlabeled: str | None = None
-    demo: str | None = None  # built-in scenario name (from the registry)
+    demo: str | None = None  # built-in scenario name (from the registry); "": the registry's default
     label_column: str = "label"
     model: str | None = None  # arch name | checkpoint path | "mlp" | "cnn" | "none"
     weights: str | None = None
@@ -227,13 +227,14 @@ def load_data(req: InputRequest, registry: Any = None) -> LoadedData:
     if req.demo is not None:
         if registry is None:
             raise InputError("built-in scenarios need the plugin registry")
-        scenario = registry.scenario(req.demo)
+        name = req.demo or registry.default_scenario()
+        scenario = registry.scenario(name)
         data = scenario.build(req.seed)
         if choice is None:
             choice = choose_model(data.model, None)
         check_classes(data.target.train)
         _check_model_data(choice, data.target.train)
-        return LoadedData(data.source, data.target, data.target_unlabeled, choice, req.demo,
+        return LoadedData(data.source, data.target, data.target_unlabeled, choice, name,
                           data.expected or getattr(scenario, "expected", ""))
 
     size = req.image_size

@@ -1,8 +1,11 @@
 """The contracts plugins implement: Strategy, Metric and Scenario, and what they exchange.
 
-A plugin object needs the attributes listed in ``REQUIRED_ATTRIBUTES``; the host's
-``register`` callback checks them (see ``advisor.plugin.registry``). Everything here is plain data
-(dataclasses) so the core, the plugins, the CLI and the UI share one vocabulary.
+The Protocols below are the contracts: a registered object needs every member they declare
+(``protocol_members``), which the host's ``register`` callback checks (``advisor.plugin.registry``).
+Optional members have defaults the core applies: a strategy's ``freeze_range`` (``freeze_range``
+below), a metric's ``evidence`` and ``applicable``, a scenario's ``default``. Everything else is
+plain data (dataclasses) so the core, the plugins, the CLI and the UI share one vocabulary.
+Plugins import all of this from ``advisor.plugin``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,29 @@ StrategyRole = Literal["reference", "probe", "transfer"]
 ROLES: tuple[str, ...] = ("reference", "probe", "transfer")
 MetricKind = Literal["similarity", "transferability"]
 METRIC_KINDS: tuple[str, ...] = ("similarity", "transferability")
+
+#: The kinds of evidence a metric may declare (``Metric.evidence``), each with the scale a value of
+#: that kind must have. The quick advice reads evidence by kind, never by metric name; when several
+#: metrics provide one kind, the first registered (built-ins first) with a finite value is used.
+EvidenceKind = Literal["feature_quality", "feature_fit", "domain_distance", "distribution_shift",
+                       "class_prior_shift", "label_predictability", "label_likelihood", "source_head_accuracy"]
+EVIDENCE_KINDS: dict[str, str] = {
+    "feature_quality": "accuracy in [0, 1] of a training-free classifier of the target labels on the frozen "
+                       "source features (chance is 1 / classes)",
+    "feature_fit": "how well the frozen source features explain the target labels on the metric's own scale "
+                   "(higher is better; compare source models on one target, not across targets)",
+    "domain_distance": "source-target distance in [0, 2]: 0 indistinguishable, 2 perfectly separable "
+                       "(the proxy A-distance scale)",
+    "distribution_shift": "a two-sample statistic between source and target features with no fixed scale "
+                          "(lower is more similar; a p-value when the metric tests it)",
+    "class_prior_shift": "total-variation distance in [0, 1] between the source and target class proportions",
+    "label_predictability": "mean log-likelihood (<= 0) of the target label given the source head's predicted "
+                            "class: 0 when the prediction determines the label, log(1 / classes) for none",
+    "label_likelihood": "mean log-likelihood (<= 0) of the target label through the source head's soft "
+                        "predictions: 0 is perfect, minus the label entropy is uninformative",
+    "source_head_accuracy": "accuracy in [0, 1] of the source model's own head on the target, classes "
+                            "matched by name (zero-shot)",
+}
 
 #: ``report(epoch, val_score)``: called by a strategy after every epoch. It may raise
 #: ``optuna.TrialPruned`` to stop an unpromising trial; strategies let it propagate.
@@ -118,7 +144,12 @@ class Risk:
 
 @runtime_checkable
 class Strategy(Protocol):
-    """A transfer strategy. Attributes: ``name``, ``family``, ``role``, ``description``, ``needs``."""
+    """A transfer strategy. Attributes: ``name``, ``family``, ``role``, ``description``, ``needs``.
+
+    Optional: ``freeze_range(task) -> (lowest, highest)``, the freeze depths (frozen leading
+    blocks) the strategy is meant for; the training engine clamps ``params["freeze"]`` into it.
+    Without it every depth ``0 .. task.depth`` is allowed (``freeze_range`` below).
+    """
 
     name: str
     family: StrategyFamily
@@ -143,6 +174,21 @@ class Strategy(Protocol):
     def risks(self, signals: dict[str, MetricResult], task: TransferTask) -> list[Risk]:
         """Strategy-specific negative-transfer reasons, citing the signals."""
         ...
+
+
+def default_freeze_range(task: TransferTask) -> tuple[int, int]:
+    """Every freeze depth the backbone has: ``(0, task.depth)``."""
+    return 0, int(task.depth)
+
+
+def freeze_range(strategy: object, task: TransferTask) -> tuple[int, int]:
+    """The freeze depths ``strategy`` declares for ``task`` (the default when it declares none)."""
+    declared = getattr(strategy, "freeze_range", None)
+    low, high = declared(task) if callable(declared) else default_freeze_range(task)
+    low, high = max(0, int(low)), min(int(task.depth), int(high))
+    if low > high:
+        raise ValueError(f"freeze range ({low}, {high}) is empty for a backbone of depth {task.depth}")
+    return low, high
 
 
 # --------------------------------------------------------------------------- metric
@@ -174,6 +220,8 @@ class MetricResult:
     interpretation: str
     p_value: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    #: The metric's evidence kind (``EVIDENCE_KINDS``), filled from its declaration by ``compute_signals``.
+    evidence: str | None = None
 
     @property
     def direction(self) -> str:
@@ -191,7 +239,12 @@ class MetricResult:
 
 @runtime_checkable
 class Metric(Protocol):
-    """A similarity or transferability metric. Attributes: ``name``, ``kind``, ``needs``."""
+    """A similarity or transferability metric. Attributes: ``name``, ``kind``, ``description``, ``needs``.
+
+    Optional: ``evidence``, one of ``EVIDENCE_KINDS`` when the value has that kind's scale (the quick
+    advice reads it; ``None`` or absent: shown, not read), and ``applicable(inputs) -> str | None``,
+    the reason the metric cannot run (without it, unmet ``needs`` decide).
+    """
 
     name: str
     kind: MetricKind
@@ -217,7 +270,10 @@ class ScenarioData:
 
 @runtime_checkable
 class Scenario(Protocol):
-    """A named built-in data set. Attributes: ``name``, ``description``, ``expected``."""
+    """A named built-in data set. Attributes: ``name``, ``description``, ``expected``.
+
+    Optional: ``default: bool``, true for the scenario a bare ``--demo`` runs (the first such one).
+    """
 
     name: str
     description: str
@@ -226,9 +282,9 @@ class Scenario(Protocol):
     def build(self, seed: int = 0) -> ScenarioData: ...
 
 
-REQUIRED_ATTRIBUTES: dict[str, tuple[str, ...]] = {
-    "strategy": ("name", "family", "role", "description", "needs", "default_params", "search_space",
-                 "fit", "risks"),
-    "metric": ("name", "kind", "description", "needs", "compute"),
-    "scenario": ("name", "description", "expected", "build"),
-}
+
+def protocol_members(protocol: type) -> tuple[str, ...]:
+    """The public attributes and methods ``protocol`` declares: what a registered object must have."""
+    names = list(getattr(protocol, "__annotations__", {}))
+    names += [n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_")]
+    return tuple(dict.fromkeys(n for n in names if not n.startswith("_")))

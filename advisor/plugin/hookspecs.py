@@ -6,31 +6,36 @@ names) and records which plugin registered what, so an error names the plugin.
 
 A plugin module looks like::
 
-    from advisor import hookimpl
+    from advisor.plugin import StrategyRegister, hookimpl
 
     @hookimpl
-    def advisor_register_strategies(register):
+    def advisor_register_strategies(register: StrategyRegister) -> None:
         register(MyStrategy())
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pluggy
+
+from advisor.plugin.contracts import Metric, Scenario, Strategy
 
 PROJECT = "transfer_advisor"  # also the entry-point group
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
-Register = Callable[[Any], None]
+StrategyRegister = Callable[[Strategy], None]
+MetricRegister = Callable[[Metric], None]
+ScenarioRegister = Callable[[Scenario], None]
+#: Any of the three (kept for plugins written against the untyped hooks).
+Register = Callable[[Strategy | Metric | Scenario], None]
 
 
 @hookspec
-def advisor_register_strategies(register: Register) -> None:
-    """Register transfer strategies (objects meeting ``advisor.plugin.contracts.Strategy``).
+def advisor_register_strategies(register: StrategyRegister) -> None:
+    """Register transfer strategies (objects meeting ``advisor.plugin.Strategy``).
 
     Called once per plugin when the registry is built, before any command runs. Call
     ``register(strategy)`` for each; a duplicate name or a missing attribute raises
@@ -39,8 +44,8 @@ def advisor_register_strategies(register: Register) -> None:
 
 
 @hookspec
-def advisor_register_metrics(register: Register) -> None:
-    """Register similarity or transferability metrics (``advisor.plugin.contracts.Metric``).
+def advisor_register_metrics(register: MetricRegister) -> None:
+    """Register similarity or transferability metrics (``advisor.plugin.Metric``).
 
     Called once per plugin when the registry is built. Call ``register(metric)`` for each.
     Returns nothing.
@@ -48,8 +53,8 @@ def advisor_register_metrics(register: Register) -> None:
 
 
 @hookspec
-def advisor_register_scenarios(register: Register) -> None:
-    """Register named built-in data sets (``advisor.plugin.contracts.Scenario``), such as demos.
+def advisor_register_scenarios(register: ScenarioRegister) -> None:
+    """Register named built-in data sets (``advisor.plugin.Scenario``), such as demos.
 
     Called once per plugin when the registry is built. Call ``register(scenario)`` for
     each. Returns nothing.

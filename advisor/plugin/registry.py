@@ -19,9 +19,18 @@ from typing import Any
 
 import pluggy
 
-from advisor.plugin import hookspecs
 from advisor.errors import InputError, PluginError
-from advisor.plugin.contracts import FAMILIES, METRIC_KINDS, REQUIRED_ATTRIBUTES, ROLES
+from advisor.plugin import hookspecs
+from advisor.plugin.contracts import (
+    EVIDENCE_KINDS,
+    FAMILIES,
+    METRIC_KINDS,
+    ROLES,
+    Metric,
+    Scenario,
+    Strategy,
+    protocol_members,
+)
 
 BUILTIN_DISTRIBUTION = "transfer-advisor"
 DISABLE_ENV = "TRANSFER_ADVISOR_NO_PLUGINS"
@@ -31,6 +40,8 @@ HOOKS = {
     "scenario": "advisor_register_scenarios",
 }
 _NAME = re.compile(r"^[a-z][a-z0-9_\-]*$")
+#: What each kind of object must have: the members its Protocol declares.
+CONTRACTS: dict[str, type] = {"strategy": Strategy, "metric": Metric, "scenario": Scenario}
 
 
 @dataclass
@@ -60,9 +71,9 @@ class LoadFailure:
 class Registry:
     """Every strategy, metric and scenario, by name, with the plugin that registered it."""
 
-    strategies: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    scenarios: dict[str, Any] = field(default_factory=dict)
+    strategies: dict[str, Strategy] = field(default_factory=dict)
+    metrics: dict[str, Metric] = field(default_factory=dict)
+    scenarios: dict[str, Scenario] = field(default_factory=dict)
     owner: dict[tuple[str, str], str] = field(default_factory=dict)
     plugins: list[PluginInfo] = field(default_factory=list)
     failures: list[LoadFailure] = field(default_factory=list)
@@ -79,16 +90,29 @@ class Registry:
             raise InputError(f"unknown {kind} {name!r}; known {kind} names: {known}")
         return items[name]
 
-    def strategy(self, name: str) -> Any:
+    def strategy(self, name: str) -> Strategy:
+        """The strategy called ``name``; an unknown name raises ``InputError`` listing the known ones."""
         return self._lookup("strategy", name)
 
-    def metric(self, name: str) -> Any:
+    def metric(self, name: str) -> Metric:
+        """The metric called ``name`` (``InputError`` when unknown)."""
         return self._lookup("metric", name)
 
-    def scenario(self, name: str) -> Any:
+    def scenario(self, name: str) -> Scenario:
+        """The scenario called ``name`` (``InputError`` when unknown)."""
         return self._lookup("scenario", name)
 
-    def select_strategies(self, names: str | Iterable[str] | None) -> list[Any]:
+    def default_scenario(self) -> str:
+        """The scenario a bare ``--demo`` runs: the first declaring ``default = True``, else the first one.
+
+        Raises ``InputError`` when no scenario is registered.
+        """
+        if not self.scenarios:
+            raise InputError("no built-in scenario is registered (see `advisor plugins`)")
+        marked = [name for name, s in self.scenarios.items() if getattr(s, "default", False) is True]
+        return (marked or list(self.scenarios))[0]
+
+    def select_strategies(self, names: str | Iterable[str] | None) -> list[Strategy]:
         """Strategies named in ``names`` (comma-separated or a list) plus every baseline.
 
         ``None`` selects all. Unknown names are refused, listing the known ones.
@@ -114,7 +138,7 @@ class Registry:
 
 
 def _validate(kind: str, obj: Any, plugin: str, registry: Registry) -> str:
-    missing = [a for a in REQUIRED_ATTRIBUTES[kind] if not hasattr(obj, a)]
+    missing = [a for a in protocol_members(CONTRACTS[kind]) if not hasattr(obj, a)]
     if missing:
         raise PluginError(
             plugin, f"registered a {kind} {obj!r} without required attribute(s): {', '.join(missing)}"
@@ -128,10 +152,15 @@ def _validate(kind: str, obj: Any, plugin: str, registry: Registry) -> str:
         raise PluginError(
             plugin, f"strategy {name!r} has family {obj.family!r}; expected one of {FAMILIES}"
         )
+    if kind == "strategy" and not callable(getattr(obj, "freeze_range", callable)):
+        raise PluginError(plugin, f"strategy {name!r}: freeze_range must be a method (task) -> (low, high)")
     if kind == "metric" and obj.kind not in METRIC_KINDS:
         raise PluginError(
             plugin, f"metric {name!r} has kind {obj.kind!r}; expected one of {METRIC_KINDS}"
         )
+    if kind == "metric" and getattr(obj, "evidence", None) not in (None, *EVIDENCE_KINDS):
+        raise PluginError(plugin, f"metric {name!r} declares evidence {obj.evidence!r}; expected one of "
+                                  f"{', '.join(EVIDENCE_KINDS)} (or none)")
     if name in registry.table(kind):
         other = registry.owner[(kind, name)]
         raise PluginError(plugin, f"{kind} {name!r} is already registered by plugin {other!r}")

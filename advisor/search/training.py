@@ -39,7 +39,7 @@ from advisor.device import autocast, grad_scaler
 from advisor.errors import InputError, TrainingDiverged
 from advisor.features.cache import FeatureCache, as_tensor
 from advisor.models.backbone import Backbone
-from advisor.plugin.contracts import FitResult, ReportFn, TransferTask
+from advisor.plugin.contracts import FitResult, ReportFn, Strategy, TransferTask, freeze_range
 from advisor.search.scoring import score
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -106,12 +106,23 @@ def default_batch_size(task: TransferTask) -> int:
     return int(max(8, min(task.batch_size, math.ceil(len(task.target_train) / 4))))
 
 
-def config_from_params(task: TransferTask, params: dict[str, Any], name: str, **extra: Any) -> TrainConfig:
-    """A ``TrainConfig`` from a strategy's params (``epochs``, ``lr``, ``freeze``, ...)."""
+def config_from_params(task: TransferTask, params: dict[str, Any], strategy: Strategy | str,
+                       **extra: Any) -> TrainConfig:
+    """A ``TrainConfig`` from a strategy's params (``epochs``, ``lr``, ``freeze``, ...).
+
+    Pass the strategy itself: the freeze depth is then clamped into the range it declares
+    (``freeze_range(task)``; every depth when it declares none), so no ``fit`` has to clamp it, and
+    the config is named after it. A plain name (older plugins) keeps ``params["freeze"]`` as given.
+    """
+    if isinstance(strategy, str):
+        name, freeze = strategy, int(params.get("freeze", 0))
+    else:
+        low, high = freeze_range(strategy, task)
+        name, freeze = strategy.name, min(max(int(params.get("freeze", low)), low), high)
     return TrainConfig(
         epochs=int(params.get("epochs", task.max_epochs)),
         lr=float(params.get("lr", 1e-3)),
-        freeze=int(params.get("freeze", 0)),
+        freeze=freeze,
         optimizer=str(params.get("optimizer", "adam")),
         weight_decay=float(params.get("weight_decay", 0.0)),
         batch_size=int(params.get("batch_size", default_batch_size(task))),

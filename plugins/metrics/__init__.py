@@ -6,12 +6,11 @@ modules import numpy only; torch and scikit-learn load inside ``compute``.
 
 from __future__ import annotations
 
-from advisor import hookimpl
-from advisor.plugin.hookspecs import Register
+from advisor.plugin import MetricRegister, hookimpl
 
 
 @hookimpl
-def advisor_register_metrics(register: Register) -> None:
+def advisor_register_metrics(register: MetricRegister) -> None:
     """Register the ten built-in similarity and transferability metrics."""
     from .similarity import MMD, PAD, Coral, LabelShift
     from .transferability import KNN, LEEP, NCE, HScore, LogME, SourceAccuracy

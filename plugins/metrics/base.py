@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from advisor.plugin.contracts import MetricInputs, Needs
+from advisor.plugin import EvidenceKind, MetricInputs, Needs
 
 NO_SOURCE = "needs source data (--source)"
 NO_PREDICTIONS = (
@@ -18,10 +18,15 @@ NO_TARGET_LABELS = "needs target labels"
 
 
 class BaseMetric:
-    """Identity attributes plus ``applicable(inputs)``: the reason it cannot run, or None."""
+    """Identity attributes plus ``applicable(inputs)``: the reason it cannot run, or None.
+
+    ``evidence`` is the kind of evidence the value is (``advisor.plugin.EVIDENCE_KINDS``), read by
+    the quick advice; ``None`` for a metric whose value is shown but not read.
+    """
 
     name: str = ""
     kind: str = "similarity"
+    evidence: EvidenceKind | None = None
     description: str = ""
     needs: Needs = Needs()
     needs_target_labels: bool = False

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from advisor.metrics.kernels import resolve_device
+from advisor.plugin import resolve_device
 
 
 @dataclass

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from advisor.plugin.contracts import MetricInputs, MetricResult, Needs
+import advisor.plugin as sdk
+from advisor.plugin import MetricInputs, MetricResult, Needs
 
 from .base import NO_SOURCE, BaseMetric, priors_by_name, subsample, target_rows
 
@@ -21,6 +22,7 @@ class MMD(BaseMetric):
 
     name = "mmd"
     kind = "similarity"
+    evidence = "distribution_shift"
     description = ("Maximum mean discrepancy between source and target features (multi-kernel "
                    "Gaussian, median-heuristic bandwidths x powers of two), with a permutation test.")
     needs = Needs(source_data=True)
@@ -30,9 +32,7 @@ class MMD(BaseMetric):
 
     def compute(self, inputs: MetricInputs) -> MetricResult:
         """MMD² and its p-value (the full permutation test, or the block test on big inputs)."""
-        from advisor.metrics.kernels import DEFAULT_SCALES, mmd_test
-
-        t = mmd_test(inputs.source_features, target_rows(inputs), n_permutations=self.n_permutations,
+        t = sdk.mmd_test(inputs.source_features, target_rows(inputs), n_permutations=self.n_permutations,
                      seed=inputs.seed, device=inputs.device)
         if t.p_value < 0.05:
             text = (f"Source and target features differ significantly (MMD² = {t.mmd2:.3g}, "
@@ -40,7 +40,7 @@ class MMD(BaseMetric):
         else:
             text = (f"No significant difference between source and target features "
                     f"(MMD² = {t.mmd2:.3g}, p = {t.p_value:.3g}).")
-        details = {"estimator": t.estimator, "bandwidth": t.bandwidth, "scales": list(DEFAULT_SCALES),
+        details = {"estimator": t.estimator, "bandwidth": t.bandwidth, "scales": list(sdk.DEFAULT_SCALES),
                    "n_permutations": t.n_permutations, "n_source": t.n_x, "n_target": t.n_y}
         if t.estimator == "block":
             details["block_size"] = t.block_size
@@ -53,6 +53,7 @@ class PAD(BaseMetric):
 
     name = "pad"
     kind = "similarity"
+    evidence = "domain_distance"
     description = ("Proxy A-distance 2(1 - 2e), e the cross-validated balanced error of a linear "
                    "classifier telling source from target: 0 = indistinguishable, 2 = separable.")
     needs = Needs(source_data=True)
@@ -91,6 +92,7 @@ class Coral(BaseMetric):
 
     name = "coral"
     kind = "similarity"
+    evidence = "distribution_shift"
     description = "CORAL distance ||C_s - C_t||²_F / (4 d²) between source and target feature covariances."
     needs = Needs(source_data=True)
 
@@ -121,6 +123,7 @@ class LabelShift(BaseMetric):
 
     name = "label_shift"
     kind = "similarity"
+    evidence = "class_prior_shift"
     description = ("Total-variation distance between source and target class priors (target priors "
                    "from the source classifier's confusion matrix, BBSE, when target labels are missing).")
     needs = Needs(source_data=True)

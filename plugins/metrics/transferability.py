@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from advisor.metrics.neighbours import KNN_K, knn_loo_accuracy
-from advisor.plugin.contracts import MetricInputs, MetricResult, Needs
+from advisor.plugin import KNN_K, MetricInputs, MetricResult, Needs, knn_loo_accuracy
 
 from .base import BaseMetric, one_hot, remap_labels
 
@@ -27,6 +26,7 @@ class SourceAccuracy(BaseMetric):
 
     name = "source_accuracy"
     kind = "transferability"
+    evidence = "source_head_accuracy"
     description = ("Accuracy of the source classifier on the labelled target, classes matched by name. "
                    "High LEEP/NCE with low source accuracy means the labels mean different things.")
     needs = Needs(source_predictions=True)
@@ -63,6 +63,7 @@ class LogME(BaseMetric):
 
     name = "logme"
     kind = "transferability"
+    evidence = "feature_fit"
     description = ("LogME: maximised log evidence per sample of a Bayesian linear model from target "
                    "features to target labels (correct for N < D, fully converged).")
     needs = Needs()
@@ -84,6 +85,7 @@ class LEEP(BaseMetric):
 
     name = "leep"
     kind = "transferability"
+    evidence = "label_likelihood"
     description = ("LEEP: average log-likelihood of target labels predicted through the source head's "
                    "softmax and the empirical P(target label | source class).")
     needs = Needs(source_predictions=True)
@@ -111,6 +113,7 @@ class NCE(BaseMetric):
 
     name = "nce"
     kind = "transferability"
+    evidence = "label_predictability"
     description = "NCE: -H(target label | source head's predicted class) on the target rows."
     needs = Needs(source_predictions=True)
     needs_target_labels = True
@@ -138,6 +141,7 @@ class HScore(BaseMetric):
 
     name = "hscore"
     kind = "transferability"
+    evidence = "feature_fit"
     description = ("H-score tr(cov(f)^-1 cov(E[f|y])): how well class means separate relative to the "
                    "feature spread; Ledoit-Wolf-shrunk covariance when N < 10 D.")
     needs = Needs()
@@ -173,6 +177,7 @@ class KNN(BaseMetric):
 
     name = "knn"
     kind = "transferability"
+    evidence = "feature_quality"
     description = (f"Leave-one-out {KNN_K}-nearest-neighbour accuracy on the target features "
                    "(Euclidean): a simple, strong transferability baseline.")
     needs = Needs()

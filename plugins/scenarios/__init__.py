@@ -10,14 +10,13 @@ torch or sklearn at import time: the registry imports this module whenever the C
 
 from __future__ import annotations
 
-from advisor import hookimpl
-from advisor.plugin.hookspecs import Register
+from advisor.plugin import ScenarioRegister, hookimpl
 
 from . import conflict, distant, shift
 
 
 @hookimpl
-def advisor_register_scenarios(register: Register) -> None:
+def advisor_register_scenarios(register: ScenarioRegister) -> None:
     """Register ``digits-shift``, ``digits-conflict`` and ``digits-distant``."""
     for module in (shift, conflict, distant):
         register(module.scenario())

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from advisor.data.domain import Domain, TargetSplits
-from advisor.plugin.contracts import ScenarioData
+from advisor.plugin import Domain, ScenarioData, TargetSplits
 
 from .digits import CLASSES, SplitSizes, load_digits_16, split_pools
 
@@ -20,12 +19,14 @@ class DigitsScenario(abc.ABC):
     ``build(seed)`` splits the digits into disjoint source and target pools (seeded,
     stratified, fixed per-class sizes, see ``split_pools``), maps every image through
     ``source_images`` / ``target_images`` and relabels the source with ``source_labels``.
+    ``default`` marks the scenario a bare ``--demo`` runs.
     """
 
     name: str
     description: str
     expected: str
     sizes: SplitSizes
+    default: bool = False
 
     @abc.abstractmethod
     def source_images(self, x: np.ndarray, seed: int) -> np.ndarray:

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from advisor.data.domain import Domain, TargetSplits
-
 CLASSES: tuple[str, ...] = tuple(str(d) for d in range(10))
 SIZE = 16  # side of the upsampled images
 
@@ -112,16 +110,6 @@ def split_pools(y: np.ndarray, sizes: SplitSizes, seed: int) -> dict[str, np.nda
         for name, part in zip(parts, np.split(idx, cuts), strict=True):
             parts[name].append(part)
     return {name: np.sort(np.concatenate(p)) for name, p in parts.items()}
-
-
-def target_splits(name: str, x: np.ndarray, y: np.ndarray, pools: dict[str, np.ndarray],
-                  origin: str) -> TargetSplits:
-    """Target train/val/test Domains from the (already transformed) target images."""
-    def part(split: str) -> Domain:
-        idx = pools[split]
-        return Domain(f"{name}/{split}", x[idx], y[idx].copy(), CLASSES, "images", origin)
-
-    return TargetSplits(train=part("train"), val=part("val"), test=part("test"))
 
 
 def derangement(n: int, rng: np.random.Generator) -> np.ndarray:

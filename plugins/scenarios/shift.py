@@ -84,4 +84,5 @@ def scenario() -> DigitsShift:
         description="digits -> blurred digits; 2 labels per class",
         expected=EXPECTED,
         sizes=SplitSizes(source=70, train=2, val=5),
+        default=True,  # the demo a bare `advisor recommend --demo` runs
     )

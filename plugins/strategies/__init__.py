@@ -6,12 +6,11 @@ and the training engine only inside their methods, so building the registry neve
 
 from __future__ import annotations
 
-from advisor import hookimpl
-from advisor.plugin.hookspecs import Register
+from advisor.plugin import StrategyRegister, hookimpl
 
 
 @hookimpl
-def advisor_register_strategies(register: Register) -> None:
+def advisor_register_strategies(register: StrategyRegister) -> None:
     """Register the built-in strategies: four transfer families, pooled logistic regression, four baselines."""
     from advisor_plugins.strategies.alignment import FeatureAlignment
     from advisor_plugins.strategies.baselines import Finetune, LinearProbe, TargetOnly

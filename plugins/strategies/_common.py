@@ -1,24 +1,25 @@
-"""Helpers the built-in strategies share: common hyperparameters, source labels, signal reading."""
+"""Helpers the built-in strategies share: common hyperparameters, source labels, distance risks.
+
+Conflicting label semantics are not checked here: the quick advice applies the one rule
+(``advisor.plugin.label_conflict``) to every strategy that trains on source labels.
+"""
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from advisor.data.domain import Domain
-from advisor.plugin.contracts import MetricResult, Risk, TransferTask
+import advisor.plugin as sdk
+from advisor.plugin import Domain, MetricResult, Risk, TransferTask, signal_value
 
 if TYPE_CHECKING:
     import optuna
 
 
 def batch_size(task: TransferTask) -> int:
-    """The engine's default batch size (imported lazily: strategy modules stay torch-free)."""
-    from advisor.search.training import default_batch_size
-
-    return default_batch_size(task)
+    """The engine's default batch size (resolved lazily: strategy modules stay torch-free)."""
+    return sdk.default_batch_size(task)
 
 
 def base_params(task: TransferTask, lr: float, freeze: int) -> dict[str, Any]:
@@ -28,11 +29,15 @@ def base_params(task: TransferTask, lr: float, freeze: int) -> dict[str, Any]:
 
 
 def suggest_base(trial: optuna.Trial, task: TransferTask, lr: tuple[float, float],
-                 freeze: tuple[int, int] | None) -> dict[str, Any]:
-    """Suggest ``lr`` (log scale) and, when a range is given, the freeze depth (integer)."""
+                 freeze: tuple[int, int]) -> dict[str, Any]:
+    """Suggest ``lr`` (log scale) and the freeze depth within ``freeze`` (the strategy's declared range).
+
+    A range of one depth is set, not suggested (nothing to search).
+    """
     params = {"epochs": int(task.max_epochs), "batch_size": batch_size(task),
               "lr": trial.suggest_float("lr", lr[0], lr[1], log=True)}
-    params["freeze"] = trial.suggest_int("freeze", freeze[0], freeze[1]) if freeze else 0
+    low, high = freeze
+    params["freeze"] = trial.suggest_int("freeze", low, high) if low < high else low
     return params
 
 
@@ -66,39 +71,10 @@ def source_info(source: Domain, source_head: int) -> dict[str, Any]:
             "source_head": "separate" if source_head else "shared (matching class names)"}
 
 
-def value(signals: dict[str, MetricResult], name: str) -> float | None:
-    """A signal's value, or ``None`` when it is missing or not finite."""
-    res = signals.get(name)
-    if res is None or res.value is None or not math.isfinite(float(res.value)):
-        return None
-    return float(res.value)
-
-
-def conflicting_labels_risk(signals: dict[str, MetricResult], task: TransferTask) -> list[Risk]:
-    """High LEEP/NCE (source predictions informative) with low source accuracy: same names, other meaning.
-
-    LEEP and NCE are log-likelihoods (<= 0); "informative" means at least halfway from the
-    uniform guess ``log(1/C)`` to 0.
-    """
-    acc = value(signals, "source_accuracy")
-    if acc is None:
-        return []
-    c = max(task.num_classes, 2)
-    uniform = math.log(1.0 / c)
-    cited = [(n, v) for n in ("leep", "nce") if (v := value(signals, n)) is not None and v > 0.5 * uniform]
-    if acc < max(0.3, 2.0 / c) and cited:
-        shown = ", ".join(f"{n.upper()} = {v:.2f}" for n, v in cited)
-        return [Risk("high", f"source predictions are informative ({shown}, uniform guess {uniform:.2f}) "
-                             f"but the source head's accuracy on the target is only {acc:.2f}: the "
-                             "class names likely mean different things; training on source labels "
-                             "would teach the wrong classes")]
-    return []
-
-
 def distance_risk(signals: dict[str, MetricResult], what: str) -> list[Risk]:
     """A risk when the domains are far apart (proxy A-distance in [0, 2], or a significant MMD)."""
     out = []
-    pad = value(signals, "pad")
+    pad = signal_value(signals, "pad")
     if pad is not None and pad > 1.5:
         # Deep features separate almost any two domains (PAD near 2 is common even when
         # transfer helps), so distance alone is a medium risk; evidence of harm is the NTG.

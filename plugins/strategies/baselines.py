@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from advisor_plugins.strategies._common import base_params, distance_risk, suggest_base, value
+from advisor_plugins.strategies._common import base_params, distance_risk, suggest_base
 
-from advisor.plugin.contracts import FitResult, MetricResult, Needs, ReportFn, Risk, TransferTask
+import advisor.plugin as sdk
+from advisor.plugin import FitResult, MetricResult, Needs, ReportFn, Risk, TransferTask, signal_value
 
 if TYPE_CHECKING:
     import optuna
@@ -21,24 +22,21 @@ class TargetOnly:
     description = "Train the same architecture from scratch on the target only (no transfer)."
     needs = Needs()
 
+    def freeze_range(self, task: TransferTask) -> tuple[int, int]:
+        return 0, 0  # a random network: nothing to keep frozen
+
     def default_params(self, task: TransferTask) -> dict[str, Any]:
         return base_params(task, lr=1e-3, freeze=0)
 
     def search_space(self, trial: optuna.Trial, task: TransferTask) -> dict[str, Any]:
-        return suggest_base(trial, task, lr=(1e-4, 1e-2), freeze=None)
+        return suggest_base(trial, task, lr=(1e-4, 1e-2), freeze=self.freeze_range(task))
 
     def fit(self, task: TransferTask, params: dict[str, Any], report: ReportFn | None) -> FitResult:
-        from advisor.models.architectures import Standardize, build
-        from advisor.search.training import config_from_params, train
-
-        model = build(task.backbone.spec, task.num_classes, seed=task.seed)
+        model = sdk.build(task.backbone.spec, task.num_classes, seed=task.seed)
         for m in model.modules():  # data statistics, not source knowledge: take them from the target
-            if isinstance(m, Standardize):
-                from advisor.features.cache import as_tensor
-
-                m.set_stats(as_tensor(task.target_train.X))
-        cfg = config_from_params(task, {**params, "freeze": 0}, self.name)
-        return train(task, model, cfg, report)
+            if isinstance(m, sdk.Standardize):
+                m.set_stats(sdk.as_tensor(task.target_train.X))
+        return sdk.train(task, model, sdk.config_from_params(task, params, self), report)
 
     def risks(self, signals: dict[str, MetricResult], task: TransferTask) -> list[Risk]:
         return []
@@ -53,25 +51,24 @@ class LinearProbe:
     description = "Freeze the whole source backbone and train a new linear head on its features."
     needs = Needs(source_model=True)
 
+    def freeze_range(self, task: TransferTask) -> tuple[int, int]:
+        return task.depth, task.depth  # every block frozen: only the head learns
+
     def default_params(self, task: TransferTask) -> dict[str, Any]:
         return {**base_params(task, lr=1e-2, freeze=task.depth), "weight_decay": 1e-4}
 
     def search_space(self, trial: optuna.Trial, task: TransferTask) -> dict[str, Any]:
-        params = suggest_base(trial, task, lr=(1e-3, 1e-1), freeze=None)
-        params["freeze"] = task.depth
+        params = suggest_base(trial, task, lr=(1e-3, 1e-1), freeze=self.freeze_range(task))
         params["weight_decay"] = trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True)
         return params
 
     def fit(self, task: TransferTask, params: dict[str, Any], report: ReportFn | None) -> FitResult:
-        from advisor.search.training import config_from_params, train
-
         model = task.backbone.with_new_head(task.num_classes, seed=task.seed)
-        cfg = config_from_params(task, {**params, "freeze": task.depth}, self.name)
-        return train(task, model, cfg, report)
+        return sdk.train(task, model, sdk.config_from_params(task, params, self), report)
 
     def risks(self, signals: dict[str, MetricResult], task: TransferTask) -> list[Risk]:
         out = distance_risk(signals, "frozen source features may not separate the target classes")
-        logme = value(signals, "logme")
+        logme = signal_value(signals, "logme")
         if logme is not None and logme < 0:
             out.append(Risk("medium", f"LogME = {logme:.2f} (< 0): the frozen features explain the target "
                                       "labels poorly; a linear probe is likely weak"))
@@ -87,17 +84,18 @@ class Finetune:
     description = "Fine-tune the source model with a new head, freezing the first `freeze` blocks."
     needs = Needs(source_model=True)
 
+    def freeze_range(self, task: TransferTask) -> tuple[int, int]:
+        return 0, task.depth
+
     def default_params(self, task: TransferTask) -> dict[str, Any]:
         return base_params(task, lr=1e-3, freeze=max(0, task.depth - 2))
 
     def search_space(self, trial: optuna.Trial, task: TransferTask) -> dict[str, Any]:
-        return suggest_base(trial, task, lr=(1e-4, 1e-2), freeze=(0, task.depth))
+        return suggest_base(trial, task, lr=(1e-4, 1e-2), freeze=self.freeze_range(task))
 
     def fit(self, task: TransferTask, params: dict[str, Any], report: ReportFn | None) -> FitResult:
-        from advisor.search.training import config_from_params, train
-
         model = task.backbone.with_new_head(task.num_classes, seed=task.seed)
-        return train(task, model, config_from_params(task, params, self.name), report)
+        return sdk.train(task, model, sdk.config_from_params(task, params, self), report)
 
     def risks(self, signals: dict[str, MetricResult], task: TransferTask) -> list[Risk]:
         return distance_risk(signals, "the pretrained weights may start far from a good target model")

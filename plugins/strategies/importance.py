@@ -19,16 +19,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from advisor_plugins.strategies._common import (
-    base_params,
-    conflicting_labels_risk,
-    source_for_target,
-    source_info,
-    suggest_base,
-    value,
-)
+from advisor_plugins.strategies._common import base_params, source_for_target, source_info, suggest_base
 
-from advisor.plugin.contracts import FitResult, MetricResult, Needs, ReportFn, Risk, TransferTask
+import advisor.plugin as sdk
+from advisor.plugin import FitResult, InputError, MetricResult, Needs, ReportFn, Risk, TransferTask, signal_value
 
 if TYPE_CHECKING:
     import optuna
@@ -86,26 +80,25 @@ class ImportanceWeighting:
                    "train on them with the target.")
     needs = Needs(source_data=True)
 
+    def freeze_range(self, task: TransferTask) -> tuple[int, int]:
+        return 0, task.depth
+
     def default_params(self, task: TransferTask) -> dict[str, Any]:
         return {**base_params(task, lr=1e-3, freeze=max(0, task.depth - 2)), "lam": 1.0,
                 "max_weight": DEFAULT_MAX_WEIGHT}
 
     def search_space(self, trial: optuna.Trial, task: TransferTask) -> dict[str, Any]:
-        params = suggest_base(trial, task, lr=(1e-4, 1e-2), freeze=(0, task.depth))
+        params = suggest_base(trial, task, lr=(1e-4, 1e-2), freeze=self.freeze_range(task))
         params["lam"] = trial.suggest_float("lam", 0.1, 10.0, log=True)
         params["max_weight"] = trial.suggest_float("max_weight", 3.0, 30.0, log=True)
         return params
 
     def fit(self, task: TransferTask, params: dict[str, Any], report: ReportFn | None) -> FitResult:
-        from advisor.errors import InputError
-        from advisor.features.cache import FeatureCache
-        from advisor.search.training import config_from_params, train
-
         reason = task.unmet(self.needs)
         if reason is not None:
             raise InputError(f"{self.name} {reason}")
         source, source_head = source_for_target(task.source, task.classes)
-        cache = task.cache if task.cache is not None else FeatureCache(device=task.device)
+        cache = task.cache if task.cache is not None else sdk.FeatureCache(device=task.device)
         fs = cache.features(task.backbone, source)
         targets = [cache.features(task.backbone, task.target_train)]
         if task.target_unlabeled is not None:
@@ -115,14 +108,14 @@ class ImportanceWeighting:
         info = {"ess": iw.ess, "ess_fraction": iw.ess_fraction, "clipped_weights": iw.clipped,
                 "domain_classifier_accuracy": iw.domain_accuracy, **source_info(source, source_head)}
         model = task.backbone.with_new_head(task.num_classes, seed=task.seed)
-        cfg = config_from_params(task, params, self.name, source=source, source_weights=iw.weights,
+        cfg = sdk.config_from_params(task, params, self, source=source, source_weights=iw.weights,
                                  source_loss_weight=float(params["lam"]), source_head_classes=source_head,
                                  info=info)
-        return train(task, model, cfg, report)
+        return sdk.train(task, model, cfg, report)
 
     def risks(self, signals: dict[str, MetricResult], task: TransferTask) -> list[Risk]:
-        out = conflicting_labels_risk(signals, task)
-        pad = value(signals, "pad")
+        out = []
+        pad = signal_value(signals, "pad")
         if pad is not None and pad > 1.5:
             # Medium only: PAD saturates on deep features even when re-weighting helps; the effective
             # sample size measured by the fit is the direct evidence (reported after the search).
@@ -130,7 +123,7 @@ class ImportanceWeighting:
                             f"a domain classifier separates source and target almost perfectly (proxy "
                             f"A-distance {pad:.2f}): the density-ratio weights may concentrate on a few "
                             "source rows (small effective sample size)"))
-        shift = value(signals, "label_shift")
+        shift = signal_value(signals, "label_shift")
         if shift is not None and shift > 0.3:
             out.append(Risk("medium", f"the class proportions differ (label shift {shift:.2f}): covariate-"
                                       "shift weights do not correct a label shift"))

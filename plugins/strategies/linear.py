@@ -17,9 +17,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from advisor_plugins.strategies._common import conflicting_labels_risk, distance_risk, source_for_target
+from advisor_plugins.strategies._common import distance_risk, source_for_target
 
-from advisor.plugin.contracts import FitResult, MetricResult, Needs, ReportFn, Risk, TransferTask
+import advisor.plugin as sdk
+from advisor.plugin import FitResult, InputError, MetricResult, Needs, ReportFn, Risk, TrainingDiverged, TransferTask
 
 if TYPE_CHECKING:
     import optuna
@@ -32,21 +33,16 @@ SHARE_RANGE = (0.05, 0.95)
 
 
 def _linear_model(task: TransferTask, seed: int) -> Any:
-    from advisor.models.architectures import build
-    from advisor.models.backbone import ModelSpec
-
     spec = task.backbone.spec
-    return build(ModelSpec("linear", spec.input_kind, tuple(spec.input_shape)), task.num_classes, seed=seed)
+    return sdk.build(sdk.ModelSpec("linear", spec.input_kind, tuple(spec.input_shape)), task.num_classes, seed=seed)
 
 
 def _inputs(model: Any, X: np.ndarray, device: str) -> torch.Tensor:
     """The raw-input block's vector for ``X`` (before standardisation)."""
     import torch
 
-    from advisor.features.cache import as_tensor
-
     with torch.no_grad():
-        return model.blocks[0][0](as_tensor(X).to(device)).float()
+        return model.blocks[0][0](sdk.as_tensor(X).to(device)).float()
 
 
 def fit_linear(task: TransferTask, params: dict[str, Any], report: ReportFn | None,
@@ -54,9 +50,6 @@ def fit_linear(task: TransferTask, params: dict[str, Any], report: ReportFn | No
     """Fit the linear model on the target rows (and ``source`` rows, weighted by ``1 - alpha``)."""
     import torch
     import torch.nn.functional as F
-
-    from advisor.search.scoring import score
-    from advisor.search.training import predict
 
     device = task.device
     model = _linear_model(task, task.seed).to(device)
@@ -89,14 +82,12 @@ def fit_linear(task: TransferTask, params: dict[str, Any], report: ReportFn | No
 
     loss = opt.step(closure)
     if not torch.isfinite(loss):
-        from advisor.errors import TrainingDiverged
-
         raise TrainingDiverged(f"the linear model's loss is {float(loss)} (l2 {l2:g})")
     model.eval()
     val_score = val_pred = None
     if task.target_val is not None:
-        val_pred = predict(model, task.target_val.X, device)
-        val_score = score(task.score, task.target_val.y, val_pred, task.num_classes)
+        val_pred = sdk.predict(model, task.target_val.X, device)
+        val_score = sdk.score(task.score, task.target_val.y, val_pred, task.num_classes)
         if report is not None:
             report(0, val_score)
     info = {"l2": l2}
@@ -146,8 +137,6 @@ class PooledLinear:
                 "target_share": trial.suggest_float("target_share", *SHARE_RANGE)}
 
     def fit(self, task: TransferTask, params: dict[str, Any], report: ReportFn | None) -> FitResult:
-        from advisor.errors import InputError
-
         reason = task.unmet(self.needs)
         if reason is not None:
             raise InputError(f"{self.name} {reason}")
@@ -157,5 +146,5 @@ class PooledLinear:
         return fit_linear(task, params, report, source=source)
 
     def risks(self, signals: dict[str, MetricResult], task: TransferTask) -> list[Risk]:
-        return conflicting_labels_risk(signals, task) + distance_risk(
+        return distance_risk(
             signals, "pooled raw source rows pull the decision boundary towards the source")

@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from advisor_plugins.strategies._common import base_params, distance_risk, suggest_base
 
-from advisor.plugin.contracts import FitResult, MetricResult, Needs, ReportFn, Risk, TransferTask
+import advisor.plugin as sdk
+from advisor.plugin import FitResult, MetricResult, Needs, ReportFn, Risk, TransferTask
 
 if TYPE_CHECKING:
     import optuna
 
-    from advisor.models.backbone import Backbone
+    from advisor.plugin import Backbone
 
 ULMFIT_FACTOR = 2.6
 
@@ -41,22 +42,22 @@ class ProgressiveUnfreezing:
                    "rates (ULMFiT), optionally after a linear-probe warm-up (LP-FT).")
     needs = Needs(source_model=True)
 
+    def freeze_range(self, task: TransferTask) -> tuple[int, int]:
+        return 0, max(0, task.depth - 1)  # at least one block is ever unfrozen
+
     def default_params(self, task: TransferTask) -> dict[str, Any]:
         return {**base_params(task, lr=3e-3, freeze=max(0, task.depth - 2)), "factor": ULMFIT_FACTOR, "warmup": 1,
                 "unfreeze_every": 1}
 
     def search_space(self, trial: optuna.Trial, task: TransferTask) -> dict[str, Any]:
-        params = suggest_base(trial, task, lr=(1e-4, 1e-2), freeze=(0, max(0, task.depth - 1)))
+        params = suggest_base(trial, task, lr=(1e-4, 1e-2), freeze=self.freeze_range(task))
         params["factor"] = trial.suggest_float("factor", 1.5, 4.0)
         params["warmup"] = trial.suggest_int("warmup", 0, 3)
         params["unfreeze_every"] = trial.suggest_int("unfreeze_every", 1, 3)
         return params
 
     def fit(self, task: TransferTask, params: dict[str, Any], report: ReportFn | None) -> FitResult:
-        from advisor.search.training import config_from_params, train
-
         depth = task.depth
-        freeze = min(int(params.get("freeze", 0)), max(0, depth - 1))
         factor = float(params.get("factor", ULMFIT_FACTOR))
         warmup, every = int(params.get("warmup", 0)), int(params.get("unfreeze_every", 1))
         lr = float(params["lr"])
@@ -70,16 +71,18 @@ class ProgressiveUnfreezing:
                     out.append({"params": ps, "lr": lr / factor ** (depth - j)})
             return out
 
+        cfg = sdk.config_from_params(task, params, self, param_groups=groups,
+                                     info={"factor": factor, "warmup": warmup, "unfreeze_every": every})
+        freeze = cfg.freeze  # clamped by the engine into freeze_range
+
         def schedule(m: Backbone, epoch: int) -> None:
             lowest = unfrozen_from(epoch, depth, freeze, warmup, every)
             for j in range(freeze, depth):
                 for p in m.blocks[j].parameters():
                     p.requires_grad_(j >= lowest)
 
-        cfg = config_from_params(task, {**params, "freeze": freeze}, self.name, param_groups=groups,
-                                 on_epoch_start=schedule,
-                                 info={"factor": factor, "warmup": warmup, "unfreeze_every": every})
-        return train(task, model, cfg, report)
+        cfg.on_epoch_start = schedule
+        return sdk.train(task, model, cfg, report)
 
     def risks(self, signals: dict[str, MetricResult], task: TransferTask) -> list[Risk]:
         return distance_risk(signals, "lower blocks unfrozen late may stay tuned to the source")

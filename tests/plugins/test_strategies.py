@@ -126,12 +126,28 @@ def test_risks_cite_signals_and_skip_missing_ones(registry):
         assert strategy.risks({}, task) == []
     conflict = {"source_accuracy": MetricResult(0.02, True, ""), "leep": MetricResult(-0.4, True, ""),
                 "label_shift": MetricResult(0.5, False, ""), "pad": MetricResult(1.9, False, "")}
-    for name in ("importance_weighting", "feature_alignment"):
-        risks = registry.strategy(name).risks(conflict, task)
-        assert any(r.level == "high" and "0.02" in r.reason and "LEEP" in r.reason for r in risks)
     assert any("label shift 0.50" in r.reason for r in registry.strategy("feature_alignment").risks(conflict, task))
     assert any("1.90" in r.reason for r in registry.strategy("l2sp").risks(conflict, task))
     assert registry.strategy("target_only").risks(conflict, task) == []
+    # conflicting label semantics are the quick advice's one rule (tests/advice), not each strategy's
+    for strategy in registry.strategies.values():
+        assert not any("label" in r.reason and "0.02" in r.reason for r in strategy.risks(conflict, task))
+
+
+def test_freeze_ranges_are_declared_and_enforced_by_the_engine(registry):
+    """Each strategy states its freeze depths once; config_from_params clamps any request into them."""
+    task = _tiny_task()
+    depth = task.depth
+    expected = {"target_only": (0, 0), "linear_probe": (depth, depth), "finetune": (0, depth),
+                "importance_weighting": (0, depth), "feature_alignment": (0, depth - 1), "l2sp": (0, depth - 1),
+                "progressive_unfreezing": (0, depth - 1)}
+    for name, (low, high) in expected.items():
+        strategy = registry.strategy(name)
+        assert strategy.freeze_range(task) == (low, high), name
+        assert config_from_params(task, {"freeze": depth}, strategy).freeze == high
+        assert config_from_params(task, {"freeze": 0}, strategy).freeze == low
+        assert config_from_params(task, {}, strategy).name == name
+    assert config_from_params(task, {"freeze": depth}, "by_name").freeze == depth  # a bare name: as given
 
 
 class _FakeCentroidPull:
