@@ -61,3 +61,13 @@ def test_trial_params_keep_the_fixed_ones_the_fit_used() -> None:
     assert trial_params(t) == {"lr": 1e-3, "batch_size": 8, "epochs": 30}
     old = optuna.trial.create_trial(params={"lr": 1e-3}, distributions=dist, value=0.5)  # runs from before
     assert trial_params(old) == {"lr": 1e-3}
+
+
+def test_seed_repeats_never_reuse_the_winning_trial() -> None:
+    """The search's winning fit (seed 0, perfect here by luck) is not among the repeats: fresh seeds only."""
+    from advisor.pipeline import _seed_predictions
+
+    val = Domain("v", np.zeros((20, 1), np.float32), Y_VAL, ("a", "b"), "features")
+    preds = _seed_predictions(_Lucky(), _Task(val), {"lr": 1.0}, n_seeds=5)
+    assert preds.shape == (5, 20)
+    assert not (preds == Y_VAL).any()  # every fresh seed shows lr=1's real quality

@@ -153,6 +153,13 @@ def test_digits_shift_transfer_helps(tmp_path):
     assert all(r["trials"] == r["budget"] for r in rows.values())
     assert rows["finetune"]["ntg"] < 0 and not rows["finetune"]["negative_transfer"]
     assert (tmp_path / "digits-shift" / "report.md").read_text().count("transfer_helps") >= 1
+    # the reference is the best reference-role candidate; every interval says what it covers
+    assert rows[rec["reference"]]["role"] == "reference" and "target_only" in doc["baselines"]
+    best_ref = max(r["val_score"] for r in rows.values() if r["role"] == "reference")
+    assert rows[rec["reference"]]["val_score"] >= best_ref - 1 / 50 - 1e-9  # ties within one of 50 val samples
+    assert rec["test_retrains"] == 5 and rec["test_gain_seeds"] == [5, 5]
+    assert rec["test_gain_covers"] == doc["intervals"]["covers"] == "training seeds and samples"
+    assert all(r["seeds"] == 5 for r in rows.values())
 
 
 @pytest.mark.slow
