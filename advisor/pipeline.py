@@ -85,6 +85,20 @@ class RecommendOptions:
     export: str | None = None
 
 
+def check_options(options: RecommendOptions) -> None:
+    """Refuse options no run can honour, before anything is loaded or written (one-line InputError)."""
+    if options.timeout is not None and not options.timeout > 0:
+        raise InputError(f"--timeout must be a positive number of seconds, got {options.timeout:g}")
+    if int(options.max_epochs) < 1:
+        raise InputError(f"--max-epochs must be at least 1, got {options.max_epochs}")
+    if int(options.n_seeds) < 1:
+        raise InputError(f"the number of seeds must be at least 1, got {options.n_seeds}")
+    if options.threads is not None:
+        from advisor.device import check_threads
+
+        check_threads(options.threads)
+
+
 @dataclass
 class StrategyRow:
     """One strategy that ran, baselines included."""
@@ -243,6 +257,7 @@ def recommend(
     from advisor.device import resolve_device, set_threads
 
     options = options or RecommendOptions()
+    check_options(options)
     emit = on_event or (lambda kind, payload: None)
     if options.score not in SCORES:
         raise InputError(f"unknown score {options.score!r}; known: {', '.join(SCORES)}")

@@ -1,0 +1,143 @@
+"""Fit the shipped quick-advice model (``advisor/advice/model.json``) on the quality harness's oracle outcomes.
+
+``python -m bench.fit_advice [--evidence] [--scenarios FILE ...]`` (run from the repository root).
+
+Two steps, so the fit is reproducible without recomputing anything:
+
+1. ``--evidence``: for every harness scenario (``bench/scenarios/*.toml``) compute the quick advice's evidence
+   only, through the public API (``recommend(InputRequest(demo=NAME), RecommendOptions(trials=0, ...))``, the
+   file scenarios registered by ``bench.quality``'s plugin), plus the target's sizes and the hand-set prior's
+   ranking, and cache them in ``bench/results/advice_evidence.json``. Cheap: no strategy trains (the source
+   models come from the pretraining cache).
+2. Always: join that evidence with the oracle outcomes stored per scenario (``bench/results/{shared,builtin}/
+   NAME.json``: each strategy's oracle-tuned validation and test score), make one meta-store record per scenario
+   (its ``outcome`` is the oracle's *test* score, never the advisor's raced scores, which would reinforce the
+   prior), fit ``advisor.advice.learned`` on them and write ``advisor/advice/model.json`` (the model and the
+   records it was fitted on, so ``advisor advice evaluate`` can redo the leave-one-dataset-out figures from an
+   installed wheel). It prints those figures.
+
+Domains: a file scenario's domains are its files' stems (``amazon``, ``dslr``, ``mnist``, ...); the three built-in
+scenarios all cut their source and target from the same scikit-learn digits, so their domains are all
+``sklearn-digits`` (leaving one out drops all three: nothing learned from the same images scores them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from advisor.errors import InputError
+
+SCENARIO_FILES = ("bench/scenarios/builtin.toml", "bench/scenarios/shared_data.toml")
+RESULT_DIRS = ("bench/results/builtin", "bench/results/shared")
+EVIDENCE_FILE = "bench/results/advice_evidence.json"
+MODEL_FILE = "advisor/advice/model.json"
+DEMO_DOMAIN = "sklearn-digits"
+
+
+def _domains(spec: Any) -> tuple[str, str]:
+    if spec.demo is not None:
+        return DEMO_DOMAIN, DEMO_DOMAIN
+    return Path(spec.source).stem, Path(spec.target).stem
+
+
+def collect_evidence(scenario_files: list[str], log: Any = print) -> list[dict[str, Any]]:
+    """The quick advice's evidence, sizes, domains and prior ranking of every scenario (no training)."""
+    import torch
+
+    from advisor.models.inputs import InputRequest, resolve_inputs
+    from advisor.pipeline import RecommendOptions, recommend
+    from advisor.plugin.registry import build_registry
+    from advisor.runs.metastore import sizes_of
+
+    from .quality import QualityPlugin, load_specs
+
+    torch.set_num_threads(1)
+    specs = [s for f in scenario_files for s in load_specs(f)]
+    registry = build_registry(plugins=[("quality", QualityPlugin([s for s in specs if s.demo is None]))])
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec in specs:
+            request = InputRequest(demo=spec.advisor_name, seed=spec.seed)
+            try:
+                inputs = resolve_inputs(request, registry)
+            except InputError as exc:
+                log(f"[{spec.name}] refused: {exc}")
+                continue
+            options = RecommendOptions(trials=0, run_dir=str(Path(tmp) / spec.name), threads=1, meta_store="none")
+            doc = recommend(request, options, registry=registry)
+            src, tgt = _domains(spec)
+            out.append({
+                "scenario": spec.name, "evidence": doc["advice"]["evidence"],
+                "prior_ranking": [r["strategy"] for r in doc["advice"]["ranking"]],
+                "sizes": sizes_of(inputs), "data_kind": inputs.splits.train.kind,
+                "domains": {"source": {"name": src, "fingerprint": inputs.fingerprints().get("source", "")},
+                            "target": {"name": tgt, "fingerprint": _target_fp(inputs)}},
+            })
+            log(f"[{spec.name}] evidence {doc['advice']['evidence']}")
+    return out
+
+
+def _target_fp(inputs: Any) -> str:
+    fps = inputs.fingerprints()
+    return "+".join(fps[k][:8] for k in ("target_train", "target_val", "target_test"))
+
+
+def harness_records(evidence: list[dict[str, Any]], result_dirs: tuple[str, ...] = RESULT_DIRS
+                    ) -> list[dict[str, Any]]:
+    """One meta-store record per scenario with an oracle: evidence joined with the oracle's outcomes."""
+    from advisor.runs.metastore import RECORD_SCHEMA
+
+    oracle: dict[str, dict[str, Any]] = {}
+    for d in result_dirs:
+        for f in sorted(Path(d).glob("*.json")):
+            if f.name == "quality.json":
+                continue
+            res = json.loads(f.read_text())
+            if res.get("error") is None and res.get("oracle", {}).get("rows"):
+                oracle[res["name"]] = res["oracle"]
+    records = []
+    for ev in evidence:
+        o = oracle.get(ev["scenario"])
+        if o is None:
+            continue
+        records.append({
+            "schema": RECORD_SCHEMA, "id": f"harness:{ev['scenario']}", "origin": "harness-oracle",
+            "run": ev["scenario"], "score": "accuracy", "data_kind": ev["data_kind"], "evidence": ev["evidence"],
+            "sizes": ev["sizes"], "domains": ev["domains"], "prior_ranking": ev["prior_ranking"],
+            "strategies": {r["strategy"]: {"family": r["family"], "val_score": r["val_score"],
+                                           "test_score": r["test_score"], "params": r["params"]}
+                           for r in o["rows"]},
+            "verdict": {"strategy": o["chosen"], "verdict_code": o["verdict_code"], "test_score": o["chosen_test"],
+                        "test_gain": o["test_gain"], "test_gain_ci": o["test_gain_ci"]},
+        })
+    return records
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Compute (``--evidence``) or read the cached evidence, fit, write the model, print the LODO figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--evidence", action="store_true", help=f"recompute {EVIDENCE_FILE} first")
+    parser.add_argument("--scenarios", nargs="*", default=list(SCENARIO_FILES), help="TOML scenario files")
+    parser.add_argument("--out", default=MODEL_FILE, help="where to write the model")
+    args = parser.parse_args(argv)
+    if args.evidence:
+        ev = collect_evidence(args.scenarios, log=lambda m: print(m, file=sys.stderr, flush=True))
+        Path(EVIDENCE_FILE).write_text(json.dumps({"scenarios_files": args.scenarios, "evidence": ev}, indent=1))
+    cached = json.loads(Path(EVIDENCE_FILE).read_text())["evidence"]
+    from advisor.advice.learned import evaluate_lodo, fit, format_evaluation
+
+    records = harness_records(cached)
+    model = fit(records, origin=f"shipped model fitted on {len(records)} harness scenarios (oracle test scores)")
+    model.save(args.out, records=records)
+    print(f"wrote {args.out}: {len(records)} records, strategies {', '.join(sorted(model.strategies))}")
+    print(format_evaluation(evaluate_lodo(records)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
