@@ -11,7 +11,14 @@ stays instant; torch loads only when training or features are needed::
 
 from __future__ import annotations
 
+import os as _os
 from typing import Any
+
+# OpenMP threads that spin while waiting make a run beside busy processes many times slower;
+# waiting passively costs little alone. Set before torch loads (it reads this once), unless the
+# user chose a policy or asked for the old behaviour (see advisor.device).
+if "OMP_WAIT_POLICY" not in _os.environ and _os.environ.get("TRANSFER_ADVISOR_LEGACY_THREADS", "").strip() in ("", "0"):
+    _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 from advisor.plugin.hookspecs import hookimpl
 

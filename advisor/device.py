@@ -3,12 +3,21 @@
 ``resolve_device`` turns the user's ``--device`` into a validated torch device string;
 ``autocast`` is automatic mixed precision on CUDA (bf16 where supported, else fp16 with a
 ``GradScaler``) and a no-op on the CPU, so training code never branches on the device.
+
+Threads under load: without ``--threads`` a process takes the cores that are not already busy
+(``default_threads``), and OpenMP waits passively (``OMP_WAIT_POLICY=PASSIVE``, set by
+``advisor/__init__.py`` before torch loads unless the user set it): spinning intra-op threads on
+oversubscribed cores made a run beside busy processes many times slower (BENCHMARKS.md, load).
+``TRANSFER_ADVISOR_LEGACY_THREADS=1`` restores torch's defaults (for the benchmark's "before").
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import statistics
+import time
 from collections.abc import Iterator
 
 import torch
@@ -37,17 +46,81 @@ def resolve_device(spec: str = "auto") -> str:
     return spec
 
 
-def set_threads(n: int | None) -> None:
-    """Set torch's intra-op CPU threads for this process (``None`` leaves torch's default).
+#: Set to 1 to keep torch's own thread count and OpenMP's wait policy (the old behaviour).
+LEGACY_THREADS_ENV = "TRANSFER_ADVISOR_LEGACY_THREADS"
+#: ``--threads`` may ask for at most this many threads per core (more only oversubscribes, and
+#: very large counts crash OpenMP).
+MAX_THREADS_PER_CORE = 4
 
-    Per process, so several workers on one machine can each take a share of the cores
-    instead of all oversubscribing them.
+
+def legacy_threads() -> bool:
+    """Whether the old thread policy is asked for (``TRANSFER_ADVISOR_LEGACY_THREADS=1``)."""
+    return os.environ.get(LEGACY_THREADS_ENV, "").strip() not in ("", "0")
+
+
+def cpu_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS tells, else the machine's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def busy_cores(samples: int = 5, interval: float = 0.02) -> float:
+    """How many cores other processes keep busy now.
+
+    Linux: the median over a few samples of the runnable tasks in ``/proc/loadavg`` minus this
+    process (the one-minute load average lags by a minute: busy processes that just started would
+    not count yet). Elsewhere: ``os.getloadavg()``'s one-minute value; 0 when neither is known.
     """
-    if n is None:
-        return
-    if int(n) < 1:
-        raise InputError(f"--threads must be at least 1, got {n}")
-    torch.set_num_threads(int(n))
+    counts = []
+    for i in range(samples):
+        try:
+            fields = open("/proc/loadavg").read().split()  # noqa: SIM115 - one short read
+            counts.append(int(fields[3].split("/")[0]) - 1)
+        except (OSError, IndexError, ValueError):
+            break
+        if i + 1 < samples:
+            time.sleep(interval)
+    if counts:
+        return float(max(0.0, statistics.median(counts)))
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return 0.0
+
+
+def default_threads(cores: int | None = None, busy: float | None = None) -> int:
+    """Threads for a process given no ``--threads``: the cores not already busy, at least 1.
+
+    Several workers started on one machine thus end with about one thread each, and a run beside
+    busy processes does not fight them for cores it cannot get.
+    """
+    cores = cpu_cores() if cores is None else cores
+    busy = busy_cores() if busy is None else busy
+    return max(1, min(cores, int(cores - busy + 0.5)))
+
+
+def check_threads(n: int) -> int:
+    """``--threads`` within 1 .. cores x ``MAX_THREADS_PER_CORE``; one-line InputError otherwise."""
+    limit = cpu_cores() * MAX_THREADS_PER_CORE
+    if not 1 <= int(n) <= limit:
+        raise InputError(f"--threads must be between 1 and {limit} ({MAX_THREADS_PER_CORE} per core on this "
+                         f"machine's {cpu_cores()} cores), got {n}")
+    return int(n)
+
+
+def set_threads(n: int | None) -> int:
+    """Set torch's intra-op CPU threads for this process; returns the count in force.
+
+    ``n`` (``--threads``) always wins, within ``check_threads``' bounds; ``None`` takes
+    ``default_threads`` (or torch's own default under ``TRANSFER_ADVISOR_LEGACY_THREADS``).
+    """
+    if n is not None:
+        torch.set_num_threads(check_threads(n))
+    elif not legacy_threads():
+        torch.set_num_threads(default_threads())
+    return torch.get_num_threads()
 
 
 def is_cuda(device: str | torch.device) -> bool:

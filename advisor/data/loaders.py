@@ -22,9 +22,13 @@ positions are file line numbers (the header is line 1) and column names.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
-from collections.abc import Callable
+import os
+import re
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +37,9 @@ import numpy as np
 from advisor.data.domain import Domain
 from advisor.errors import InputError
 
+#: Largest image (in pixels) read before decoding; Pillow's default limit (about 89 megapixels)
+#: unless this variable says otherwise. Larger images are refused as possible decompression bombs.
+MAX_IMAGE_PIXELS_ENV = "TRANSFER_ADVISOR_MAX_IMAGE_PIXELS"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 DEFAULT_IMAGE_SIZE = 32
@@ -203,25 +210,68 @@ def _load_image_folder(root: Path, name: str, size: int, labelled: bool) -> Doma
     return Domain(name, X, y, classes, "images", str(root))
 
 
+def max_image_pixels() -> int:
+    """The pixel limit of one image: ``$TRANSFER_ADVISOR_MAX_IMAGE_PIXELS`` or Pillow's default."""
+    from PIL import Image
+
+    raw = os.environ.get(MAX_IMAGE_PIXELS_ENV, "").strip()
+    if not raw:
+        return int(Image.MAX_IMAGE_PIXELS or 89_478_485)
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InputError(f"{MAX_IMAGE_PIXELS_ENV} must be a positive whole number of pixels, not {raw!r}")
+    return value
+
+
+@contextlib.contextmanager
+def open_image(path: Path) -> Iterator[Any]:
+    """``PIL.Image.open`` with every problem as a one-line InputError, the size limit included.
+
+    Pillow only warns (on stderr, two lines) between its limit and twice it; here any image over
+    ``max_image_pixels()`` is refused at open, before its pixels are decoded.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    limit = max_image_pixels()
+    saved = Image.MAX_IMAGE_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = limit
+            try:
+                im = Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+            with im:
+                yield im
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1))} pixels" if found else "its size"
+        raise InputError(f"cannot read image {path}: {size} is over the limit of {limit} pixels (a decompression "
+                         f"bomb?); set {MAX_IMAGE_PIXELS_ENV} to allow larger images") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise InputError(f"cannot read image {path}: {exc.__class__.__name__}: {exc}") from exc
+
+
 def _decode_images(files: list[Path], size: int) -> np.ndarray:
     """Decode every file once, resizing as it goes (memory stays at the output size).
 
     Greyscale images are kept as one channel; if any image is colour, every image becomes RGB
     (a greyscale image's channel repeated, as Pillow's ``convert("RGB")`` does).
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     X = np.empty((len(files), 3, size, size), dtype=np.float32)
     grey = np.ones(len(files), dtype=bool)
     for i, f in enumerate(files):
-        try:
-            with Image.open(f) as im:
-                im.load()
-                grey[i] = im.mode in GREY_MODES
-                pixels = _to_8bit(im).convert("L" if grey[i] else "RGB")
-                pixels = pixels.resize((size, size), Image.Resampling.BILINEAR)
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-            raise InputError(f"cannot read image {f}: {exc.__class__.__name__}: {exc}") from exc
+        with open_image(f) as im:
+            im.load()
+            grey[i] = im.mode in GREY_MODES
+            pixels = _to_8bit(im).convert("L" if grey[i] else "RGB")
+            pixels = pixels.resize((size, size), Image.Resampling.BILINEAR)
         arr = np.asarray(pixels, dtype=np.float32) / 255.0
         X[i] = arr[None] if grey[i] else arr.transpose(2, 0, 1)
     return X[:, :1].copy() if grey.all() else X

@@ -49,6 +49,9 @@ NO_MODEL = "none"
 DEFAULT_IMAGE_ARCH = "resnet18"
 DEFAULT_TABLE_ARCH = "mlp"
 SMALL_INPUT_BELOW = 64  # px: resnets pretrained here use a 3x3 stride-1 stem under this size
+#: Bounds of ``--image-size`` (px): below 8 the architectures' strides leave nothing; above 1024 a
+#: few hundred images would already take gigabytes.
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 1024
 
 
 @dataclass
@@ -181,13 +184,22 @@ def _check_request(req: InputRequest) -> None:
         for flag, value in (("--source", req.source), ("--target-unlabeled", req.target_unlabeled)):
             if value is not None:
                 raise InputError(f"{flag} cannot be combined with --demo (a scenario brings its own data)")
+        # A scenario has fixed images and splits: options it would ignore are refused, not dropped.
+        ignored = (("--image-size", req.image_size is not None),
+                   ("--val-fraction", req.val_fraction != DEFAULT_VAL_FRACTION),
+                   ("--test-fraction", req.test_fraction != DEFAULT_TEST_FRACTION),
+                   ("--label-column", req.label_column != "label"))
+        for flag, given in ignored:
+            if given:
+                raise InputError(f"{flag} cannot be combined with --demo (a scenario has fixed data and splits)")
         return
     if req.target is None:
         raise InputError("give --target PATH (with --source PATH and/or --model) or --demo")
     if req.source is None and req.model is None:
         raise InputError("give --source PATH (source data) and/or --model (a source model) with --target")
-    if req.image_size is not None and req.image_size < 8:
-        raise InputError(f"image size must be at least 8 pixels, got {req.image_size}")
+    if req.image_size is not None and not MIN_IMAGE_SIZE <= req.image_size <= MAX_IMAGE_SIZE:
+        raise InputError(f"--image-size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} pixels, "
+                         f"got {req.image_size}")
 
 
 def choose_model(name: str | None, weights: str | None) -> ModelChoice | None:

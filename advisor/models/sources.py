@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -82,7 +84,7 @@ def torchvision_backbone(
     categories for a 1000-class head, else ``"0"``, ``"1"``, ...
     """
     path = weights_file(arch, weights)
-    state = _read(path, "a torchvision state dict")
+    state = safe_load(path, "a torchvision state dict")
     if not isinstance(state, dict) or not state or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):
@@ -156,7 +158,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path).expanduser()
     if not path.is_file():
         raise InputError(f"model file not found: {path}")
-    doc = _read(path, "a Transfer Advisor checkpoint")
+    doc = safe_load(path, "a Transfer Advisor checkpoint")
     if not _is_checkpoint(doc):
         raise InputError(
             f"{path} is not a Transfer Advisor checkpoint (expected spec, state_dict and source_classes)"
@@ -200,12 +202,32 @@ def _is_checkpoint(doc: Any) -> bool:
     )
 
 
-def _read(path: Path, what: str) -> Any:
+def safe_load(path: Path, what: str) -> Any:
+    """``torch.load(weights_only=True)``; any failure is one InputError line, torch's warnings silenced."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # e.g. "Detected pickle protocol 4 in the checkpoint ...": two lines before our one-line error.
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle, zip and torch errors all mean "not a file we can read"
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"cannot read {path} as {what}: {msg[:200]}") from exc
+        raise InputError(f"cannot read {path} as {what}: {load_error_reason(exc)}") from exc
+
+
+def load_error_reason(exc: BaseException) -> str:
+    """One line saying why ``torch.load(weights_only=True)`` refused a file.
+
+    Torch's refusal of a pickle is many lines; kept here: what its restricted unpickler met (the
+    ``WeightsUnpickler error``) and why the file is not loaded anyway (arbitrary code execution).
+    """
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    if "Weights only load failed" not in text:
+        first = text.splitlines()[0] if text else type(exc).__name__
+        return first[:200]
+    detail = text.split("WeightsUnpickler error:", 1)[1] if "WeightsUnpickler error:" in text else ""
+    found = next((line.strip() for line in detail.splitlines() if line.strip()), "")
+    found = found.split(" Please use ")[0].split(". ")[0].rstrip(".")[:160]
+    return (f"torch's safe loader (weights_only=True) refused it ({found or 'unsupported content'}); loading it "
+            "without that check could run arbitrary code, so only plain tensors are read")
 
 
 # --------------------------------------------------------------------------- pretraining

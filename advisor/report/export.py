@@ -179,6 +179,7 @@ def load_export(path: str | Path) -> Exported:
 
     from advisor.models.architectures import build
     from advisor.models.backbone import ModelSpec
+    from advisor.models.sources import safe_load
 
     weights, meta_path, _ = paths_for(path)
     if not weights.exists():
@@ -199,10 +200,7 @@ def load_export(path: str | Path) -> Exported:
     check_input_shape(spec, meta_path)
     if _sha256(weights) != meta.get("weights_sha256"):
         raise InputError(f"{weights} does not match its metadata (SHA-256 differs: edited or truncated)")
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(f"{weights} is not a readable state dict ({type(exc).__name__})") from exc
+    state = safe_load(weights, "an exported state dict")
     digest = state.pop(METADATA_DIGEST_KEY, None) if isinstance(state, dict) else None
     if not isinstance(digest, torch.Tensor) or digest.numpy().tobytes() != metadata_digest(meta):
         raise InputError(f"{meta_path} does not match {weights.name}: classes, input shape, normalisation or "

@@ -38,16 +38,14 @@ def load_input(exported: Exported, path: str | Path, label_column: str = "label"
 
 
 def _single_image(path: Path, shape: tuple[int, ...]) -> Any:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     from advisor.data.domain import Domain
+    from advisor.data.loaders import open_image
 
-    try:
-        with Image.open(path) as im:
-            im = im.convert("L" if shape[0] == 1 else "RGB").resize((shape[-1], shape[-2]), Image.BILINEAR)
-            arr = np.asarray(im, dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"cannot read image {path}: {exc}") from exc
+    with open_image(path) as im:
+        im = im.convert("L" if shape[0] == 1 else "RGB").resize((shape[-1], shape[-2]), Image.Resampling.BILINEAR)
+        arr = np.asarray(im, dtype=np.float32) / 255.0
     arr = arr[None, None] if arr.ndim == 2 else arr.transpose(2, 0, 1)[None]
     return Domain("input", arr, None, (), "images", str(path))
 

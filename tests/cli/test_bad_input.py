@@ -82,13 +82,48 @@ def _case(tmp: Path, case: str) -> tuple[list[str], str]:
     if case == "unknown strategy":
         return ["--source", str(good), "--target", str(good), "--strategies", "nonsense"], \
             r"unknown strategy 'nonsense'; known strategy names"
+    if case == "too many threads":
+        return ["--demo", "--threads", "100000"], r"--threads must be between 1 and \d+ \(4 per core"
+    if case == "image size too large":
+        return ["--source", str(good), "--target", str(good), "--image-size", "100000"], \
+            r"--image-size must be between 8 and 1024 pixels, got 100000"
+    if case == "negative timeout":
+        return ["--demo", "--timeout", "-5"], r"--timeout must be a positive number of seconds, got -5"
+    if case == "zero epochs":
+        return ["--demo", "--max-epochs", "0"], r"--max-epochs must be at least 1, got 0"
+    if case == "demo ignores val fraction":
+        return ["--demo", "--val-fraction", "1.5"], r"--val-fraction cannot be combined with --demo"
+    if case in ("image over the pixel limit", "image far over the pixel limit"):
+        from PIL import Image
+
+        side = 12000 if case == "image over the pixel limit" else 20000  # Pillow: warning / error
+        root = _images(tmp / "imgs")
+        Image.new("1", (side, side)).save(root / "a" / "huge.png")  # 1 bit per pixel: cheap to write
+        return ["--source", str(_images(tmp / "src")), "--target", str(root)], \
+            rf"cannot read image .*a/huge\.png: {side * side} pixels is over the limit of \d+ pixels"
+    if case == "untrusted checkpoint":
+        import pickle
+
+        (tmp / "evil.pt").write_bytes(pickle.dumps(_Evil(), protocol=4))
+        return ["--target", str(good), "--model", str(tmp / "evil.pt")], \
+            r"cannot read .*evil\.pt as a Transfer Advisor checkpoint: torch's safe loader \(weights_only=True\) " \
+            r"refused it \(.+\); loading it without that check could run arbitrary code"
     raise AssertionError(case)
+
+
+class _Evil:
+    """A pickle that would run a command if it were ever unpickled without restrictions."""
+
+    def __reduce__(self):
+        return (os.system, ("echo this must never run",))
 
 
 CASES = [
     "missing path", "empty directory", "class folder without images", "corrupt image",
     "single-class target", "nan in table", "inf in csv", "feature dimensions differ",
     "unknown scenario", "unknown architecture", "unknown strategy",
+    "too many threads", "image size too large", "negative timeout", "zero epochs", "demo ignores val fraction",
+    "image over the pixel limit", "image far over the pixel limit", "untrusted checkpoint",
 ]
 
 

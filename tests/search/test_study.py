@@ -242,8 +242,19 @@ class BadSpace(Fake):
 
 
 def test_a_raising_default_params_fails_only_its_strategy(tmp_path, task):
-    bad = state(tmp_path, task, BadDefaults(), 2, run="r")
-    good = state(tmp_path, task, Fake(), 2, run="r")
+    from advisor import hookimpl
+    from advisor.plugin.registry import build_registry
+
+    class Plugin:
+        @hookimpl
+        def advisor_register_strategies(self, register):
+            register(BadDefaults())
+            register(Fake())
+
+    reg = build_registry(load_entry_points=False, plugins=[("fakes", Plugin())])
+    assert not reg.failures
+    bad = state(tmp_path, task, reg.strategy("bad_defaults"), 2, run="r")
+    good = state(tmp_path, task, reg.strategy("fake"), 2, run="r")
     assert run_search([bad, good], task)
     assert bad.failed and bad.errors == ["default_params: KeyError: 'lam'"]
     assert finished_trials(good.study) == 2 and not good.failed
