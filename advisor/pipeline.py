@@ -83,6 +83,7 @@ class RecommendOptions:
     n_seeds: int = N_SEEDS
     threads: int | None = None
     export: str | None = None
+    meta_store: str | None = None  # --meta-store: a folder, "none", or None for the user-cache default
 
 
 def check_options(options: RecommendOptions) -> None:
@@ -346,6 +347,9 @@ def recommend(
     doc.update(result)
     doc["complete"] = all_done
     doc["run"] = {**run_info, "elapsed_s": round(time.time() - started, 2)}
+    from advisor.runs.metastore import record_run  # the meta-store learns from every finished run
+
+    doc["run"]["meta_record"] = record_run(options.meta_store, doc, inputs, request, strategies)
     _write_reports(where, doc)
     return doc
 

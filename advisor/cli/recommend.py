@@ -29,6 +29,9 @@ from advisor.search.scoring import SCORES
 @click.option("--threads", type=int, default=None, help="Torch threads in this process.")
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON report on stdout.")
 @click.option("--export", default=None, metavar="FILE", help="Export the recommended model to FILE.")
+@click.option("--meta-store", default=None, metavar="PATH|none",
+              help="Folder the finished run's record is appended to, for `advisor advice fit` "
+                   "(default: transfer-advisor/meta in the user cache; none: keep no record).")
 @click.pass_context
 def recommend(ctx: click.Context, as_json: bool, **kw: Any) -> None:
     """Score transfer strategies on your data and recommend one."""
@@ -54,7 +57,7 @@ def recommend(ctx: click.Context, as_json: bool, **kw: Any) -> None:
     options = RecommendOptions(
         strategies=kw["strategies"], trials=kw["trials"], timeout=kw["timeout"], score=kw["score"],
         run_dir=kw["run_dir"], storage=kw["storage"], run_name=kw["run_name"], max_epochs=kw["max_epochs"],
-        threads=kw["threads"], export=kw["export"],
+        threads=kw["threads"], export=kw["export"], meta_store=kw["meta_store"],
     )
     console = make_console(stderr=as_json)
     progress = _Progress(console)
