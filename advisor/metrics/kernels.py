@@ -111,7 +111,7 @@ def covariance(x: torch.Tensor) -> torch.Tensor:
     return xc.T @ xc / max(len(x) - 1, 1)
 
 
-def coral(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def coral_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """CORAL distance ||C_x - C_y||²_F / (4 d²), differentiable (Sun & Saenko, 2016)."""
     d = x.shape[1]
     diff = covariance(x) - covariance(y)

@@ -22,7 +22,8 @@ What is here, by use (see docs/writing-plugins.md and examples/advisor-example-p
 - the training engine: ``train``, ``TrainConfig``, ``config_from_params``, ``StepBatch``,
   ``default_batch_size``, ``predict``, ``predict_proba``, ``score``; models: ``build``, ``ModelSpec``,
   ``Backbone``, ``Standardize``, ``FeatureCache``, ``as_tensor``, ``resolve_device``;
-- kernels: ``mmd_test``, ``gaussian_mmd2``, ``coral``, ``DEFAULT_SCALES``; ``knn_loo_accuracy``, ``KNN_K``;
+- kernels: ``mmd_test``, ``gaussian_mmd2``, ``coral_distance`` (differentiable CORAL), ``DEFAULT_SCALES``;
+  ``knn_loo_accuracy``, ``KNN_K``;
 - errors: ``InputError``, ``AdvisorFailure``, ``TrainingDiverged``; testing: ``build_registry``.
 
 Importing this module does not import torch: the engine, model and kernel names load on first use.
@@ -65,7 +66,7 @@ from advisor.search.scoring import score
 
 if TYPE_CHECKING:  # resolved lazily at run time (torch); listed here for type checkers
     from advisor.features.cache import FeatureCache, as_tensor
-    from advisor.metrics.kernels import DEFAULT_SCALES, coral, gaussian_mmd2, mmd_test, resolve_device
+    from advisor.metrics.kernels import DEFAULT_SCALES, coral_distance, gaussian_mmd2, mmd_test, resolve_device
     from advisor.models.architectures import Standardize, build
     from advisor.models.backbone import Backbone, ModelSpec
     from advisor.plugin.registry import build_registry
@@ -96,7 +97,7 @@ _LAZY: dict[str, str] = {
     "as_tensor": "advisor.features.cache",
     "mmd_test": "advisor.metrics.kernels",
     "gaussian_mmd2": "advisor.metrics.kernels",
-    "coral": "advisor.metrics.kernels",
+    "coral_distance": "advisor.metrics.kernels",
     "DEFAULT_SCALES": "advisor.metrics.kernels",
     "resolve_device": "advisor.metrics.kernels",
     "build_registry": "advisor.plugin.registry",
@@ -117,7 +118,7 @@ __all__ = [
     # loaded on first use (_LAZY): engine, models, kernels, registry
     "train", "TrainConfig", "config_from_params", "StepBatch", "default_batch_size", "predict", "predict_proba",
     "build", "Standardize", "Backbone", "ModelSpec", "FeatureCache", "as_tensor",
-    "mmd_test", "gaussian_mmd2", "coral", "DEFAULT_SCALES", "resolve_device", "build_registry",
+    "mmd_test", "gaussian_mmd2", "coral_distance", "DEFAULT_SCALES", "resolve_device", "build_registry",
 ]
 
 

@@ -33,7 +33,7 @@ def alignment_loss(kind: str, lam: float):  # -> Callable[[StepBatch], torch.Ten
 
     if kind not in ALIGNMENT_LOSSES:
         raise ValueError(f"unknown alignment loss {kind!r}; known: {', '.join(ALIGNMENT_LOSSES)}")
-    distance = sdk.gaussian_mmd2 if kind == "mmd" else sdk.coral
+    distance = sdk.gaussian_mmd2 if kind == "mmd" else sdk.coral_distance
 
     def extra(batch: StepBatch) -> torch.Tensor:
         fs = batch.source_features

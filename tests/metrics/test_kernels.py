@@ -8,7 +8,7 @@ import torch
 
 from advisor.metrics.kernels import (
     _mmd2_from_kernel,
-    coral,
+    coral_distance,
     gaussian_mmd2,
     kernel_matrix,
     median_sq_distance,
@@ -42,7 +42,7 @@ def test_coral_loss_matches_numpy() -> None:
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(40, 3)), rng.normal(size=(35, 3)) * 1.5
     expect = ((np.cov(x, rowvar=False) - np.cov(y, rowvar=False)) ** 2).sum() / (4 * 9)
-    assert float(coral(torch.tensor(x), torch.tensor(y))) == pytest.approx(expect, rel=1e-10)
+    assert float(coral_distance(torch.tensor(x), torch.tensor(y))) == pytest.approx(expect, rel=1e-10)
 
 
 def test_kernel_matrix_chunks_and_permutation_batches_agree_with_direct() -> None:
