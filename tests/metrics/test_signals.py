@@ -39,11 +39,19 @@ class _NeedsUnlabelled:
         return MetricResult(1.0, True, "ran")
 
 
+class _NotAResult:
+    name, kind, description, needs = "not_a_result", "similarity", "returns a float", Needs()
+
+    def compute(self, inputs: object) -> float:
+        return 0.5
+
+
 def _fakes() -> types.SimpleNamespace:
     @hookimpl
     def advisor_register_metrics(register: object) -> None:
         register(_Broken())
         register(_NeedsUnlabelled())
+        register(_NotAResult())
 
     return types.SimpleNamespace(advisor_register_metrics=advisor_register_metrics)
 
@@ -66,8 +74,12 @@ def test_compute_signals_reports_reasons_and_isolates_errors() -> None:
     target = _domain("t", rng, n=90)
     splits = split_target(target, seed=0)
     signals = compute_signals(reg, metric_inputs(None, splits.train, splits.val, None, None, None, "cpu", 0))
-    assert signals.errors == {"broken": "RuntimeError: boom"}
+    assert signals.errors == {"broken": "RuntimeError: boom",
+                              "not_a_result": "TypeError: compute returned float, not a MetricResult"}
     assert set(signals.results) == {"logme", "hscore", "knn"}
+    # each result carries the evidence kind its metric declares: what the quick advice reads
+    assert {n: r.evidence for n, r in signals.results.items()} == {
+        "logme": "feature_fit", "hscore": "feature_fit", "knn": "feature_quality"}
     assert {"mmd", "pad", "coral", "label_shift", "leep", "nce", "source_accuracy",
             "wants_unlabelled"} == set(signals.not_applicable)
     assert "--target-unlabeled" in signals.not_applicable["wants_unlabelled"]
