@@ -156,3 +156,40 @@ def test_killed_worker_trial_is_retried_after_its_heartbeat_expires(postgres_url
                          env=_env())
     assert rep.returncode == 0, rep.stderr
     assert json.loads(rep.stdout)["recommendation"] is not None
+
+
+def _rows_text(url: str) -> str:
+    """Every row of every table in the database, as text (bytes columns included)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    meta = sa.MetaData()
+    meta.reflect(engine)
+    with engine.connect() as conn:
+        return "\n".join(repr(tuple(row)) for table in meta.sorted_tables for row in conn.execute(table.select()))
+
+
+def test_no_password_written_and_the_run_reopens_from_its_directory(postgres_url: str, tmp_path: Path) -> None:
+    """A password in the URL and as ``?password=`` (the test server trusts, so either is accepted) is in no
+    file under the run, no output and no row; ``advisor report RUN_DIR --export`` reconnects with the
+    masked URL from config.json (the password would come from PGPASSWORD or ~/.pgpass)."""
+    user_pw, query_pw = "Us3rS3cr3t", "Qu3ryS3cr3t"
+    url = postgres_url.replace("postgres@", f"postgres:{user_pw}@") + f"?password={query_pw}"
+    rec = subprocess.run([sys.executable, "-m", "advisor", "recommend", *TINY, "--storage", url, "--run", "pg-secret",
+                          "--run-dir", "run", "--trials", "1", "--max-epochs", "2", "--json"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300, env=_env())
+    assert rec.returncode == 0, rec.stderr
+    rep = subprocess.run([sys.executable, "-m", "advisor", "report", "run", "--export", "model.pt", "--threads", "1",
+                          "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=_env())
+    assert rep.returncode == 0, rep.stderr
+    assert json.loads(rep.stdout)["export"].endswith("model.pt")
+    shown = json.loads(rec.stdout)["run"]["storage"]
+    assert shown == postgres_url.replace("postgres@", "postgres:***@") + "?password=***"
+    outputs = rec.stdout + rec.stderr + rep.stdout + rep.stderr
+    leaked = [str(p) for p in tmp_path.rglob("*") if p.is_file() and any(
+        s.encode() in p.read_bytes() for s in (user_pw, query_pw))]
+    rows = _rows_text(postgres_url)
+    assert "pg-secret" in rows
+    for secret in (user_pw, query_pw):
+        assert secret not in outputs and secret not in rows
+    assert leaked == []
