@@ -30,6 +30,7 @@ COMMANDS = {
     "report": "advisor.cli.report:report",
     "predict": "advisor.cli.predict:predict",
     "worker": "advisor.cli.worker:worker",
+    "advice": "advisor.cli.advice:advice",
 }
 HELP = {
     "recommend": "Score transfer strategies on your data and recommend one.",
@@ -38,6 +39,7 @@ HELP = {
     "report": "Print the report of an existing run, without training.",
     "predict": "Classify new data with an exported model.",
     "worker": "Join a run's search from another process or machine.",
+    "advice": "Learn the quick advice from past runs, and measure it.",
 }
 #: Entry-point group through which other packages add ``advisor`` commands.
 COMMAND_GROUP = "transfer_advisor.commands"
