@@ -32,8 +32,9 @@ from advisor.runs.storage import pid_alive, worker_host, worker_id
 #: 3-minute target on a 2-core CPU (see BENCHMARKS.md).
 DEFAULT_TRIALS = 6
 MAX_CONSECUTIVE_FAILURES = 3
-#: Consecutive duplicate draws after which a duplicate is trained anyway (the space is exhausted).
-MAX_REDRAWS = 20
+#: Consecutive duplicate draws after which duplicates are trained (the space is exhausted), for the
+#: rest of this invocation.
+MAX_REDRAWS = 10
 BUDGET_ATTR = "budget"
 #: Optuna's own mark of a retried trial (``RetryFailedTrialCallback``); our re-enqueues use it too.
 FAILED_TRIAL_ATTR = "failed_trial"
@@ -302,6 +303,8 @@ class Objective:
         """Fail the trial if a finished trial, or an earlier running one, has exactly its parameters."""
         complete, pruned, running, _ = _states()
         params = trial.params
+        if not params:
+            return  # nothing was drawn: a strategy without hyperparameters
         for t in trial.study.get_trials(deepcopy=False, states=(complete, pruned, running)):
             if t.number == trial.number or t.params != params:
                 continue
@@ -374,7 +377,8 @@ def run_search(
             if trial is not None and "duplicate" in trial.user_attrs:
                 state.redraws += 1  # drawn again on its next turn: not a failure of the strategy
                 continue
-            state.redraws = 0
+            if state.redraws < MAX_REDRAWS:
+                state.redraws = 0
             if trial is not None and trial.state == fail and not trial.user_attrs.get("surplus"):
                 state.consecutive_failures += 1
                 state.errors.append(str(trial.user_attrs.get("error", "unknown error")))

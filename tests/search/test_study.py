@@ -16,6 +16,7 @@ import pytest
 
 from advisor.runs.storage import open_storage
 from advisor.search.study import (
+    MAX_REDRAWS,
     SearchState,
     finished_trials,
     get_budget,
@@ -187,6 +188,20 @@ def test_an_exhausted_space_still_spends_its_budget(tmp_path, task):
     assert run_search([s], task)
     assert finished_trials(s.study) == 4 and not s.failed
     assert {p["lam"] for p in _params(s.study)} == {0.5, 1.0}
+    duplicates = [t for t in s.study.trials if "duplicate" in t.user_attrs]
+    # redraws before each of the 2 settings was found, then MAX_REDRAWS once; not MAX_REDRAWS per later trial
+    assert MAX_REDRAWS <= len(duplicates) <= MAX_REDRAWS + 2
+
+
+class NoParams(Fake):
+    def search_space(self, trial, task):
+        return {"lam": 1.0}
+
+
+def test_a_strategy_without_hyperparameters_is_not_redrawn(tmp_path, task):
+    s = state(tmp_path, task, NoParams(), 3)
+    assert run_search([s], task)
+    assert finished_trials(s.study) == 3 and len(s.study.trials) == 3
 
 
 # --------------------------------------------------------------------------- dead trials run again, once
