@@ -9,30 +9,11 @@ ever (a relabelling does not change what a network must tell apart), but the sou
 pulled towards the wrong answers, while fine-tuning the source model with a fresh head
 only reuses the features.
 
-Calibration (``python -m bench.calibrate_scenarios``: the cnn pretrained on the source by
-``advisor.models.sources.pretrain_source`` with its defaults, 5 epochs; then Adam, 150 steps, one
-CPU thread; test accuracy in %; target_only = random init on target train; finetune = source
-model, fresh head, all blocks trained; linear_probe = frozen source blocks; pooled = finetune
-plus lam x cross-entropy on the labelled source; zero-shot = the source head as it is)::
+Calibrated rule: pooling source labels is negative transfer far beyond noise on every seed,
+fine-tuning with a fresh head and the probe are level with or above target-only; the verdict may
+be ``transfer_helps`` or ``no_gain``, what matters is that no source-data strategy is recommended.
 
-    seed  target_only  finetune  linear_probe  pooled(lam=1)  pooled(lam=0.1)  zero-shot
-    0         77.1       85.7      95.4           2.2            6.0             2.2
-    1         73.4       84.8      95.1           2.6            5.6             1.3
-    2         75.5       85.6      94.2           1.3            5.2             0.7
-
-Validation gaps NTG = acc(target_only) - acc(method), paired bootstrap 95% interval, in points
-(pooling: negative transfer, interval far above zero; the fresh-head methods: below zero)::
-
-    seed  finetune             linear_probe          pooled(lam=1)         pooled(lam=0.1)
-    0    -10.5 [-15.0, -6.0]   -17.0 [-22.0,-12.0]   +73.0 [+67.0,+79.0]   +71.5 [+65.5,+77.0]
-    1     -9.5 [-14.5, -4.5]   -25.0 [-31.0,-19.0]   +66.5 [+60.0,+73.5]   +62.5 [+55.5,+69.5]
-    2     -9.0 [-13.0, -5.5]   -19.0 [-24.5,-13.5]   +74.5 [+68.5,+80.5]   +69.5 [+63.0,+75.5]
-
-Verdict-style test gain over target_only, both retrained on train+val (target_only reaches
-97.5 / 97.0 / 98.7): finetune +1.1 [+0.2, +2.2], +0.7 [-0.0, +1.5], +0.2 [-0.5, +0.9];
-linear_probe +1.1 [+0.1, +2.2], +1.3 [+0.3, +2.2], -0.5 [-1.4, +0.5] (seeds 0, 1, 2): the
-source features help or are neutral, so the verdict may be ``transfer_helps`` or ``no_gain``;
-what matters here is that no source-data strategy is recommended.
+Measurements: ``bench/results/scenario_calibration.md`` (``python -m bench.calibrate_scenarios``).
 """
 
 from __future__ import annotations

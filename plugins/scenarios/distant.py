@@ -5,31 +5,11 @@ still learnable (a fixed permutation keeps all the information), but nothing loc
 so the convolutional features a network learns on them are not the strokes the target needs.
 Target: plain digits with few labels.
 
-Calibration (``python -m bench.calibrate_scenarios``: the cnn pretrained on the source by
-``advisor.models.sources.pretrain_source`` with its defaults, 5 epochs; then Adam, 150 steps, one
-CPU thread; test accuracy in %; target_only = random init on target train; finetune = source
-model, fresh head, all blocks trained; linear_probe = frozen source blocks; pooled = finetune
-plus lam x cross-entropy on the labelled source; zero-shot = the source head as it is)::
+Calibrated rule: fine-tuning is level with target-only (``no_gain``, at most a point or two
+either way), the probe and pooling lose (``transfer_hurts``); "little" is the promise, not a
+verdict code.
 
-    seed  target_only  finetune  linear_probe  pooled(lam=1)  pooled(lam=0.1)  zero-shot
-    0         77.1       79.0      59.1          13.1           16.3             9.4
-    1         73.4       73.2      50.9          27.7           30.2             7.4
-    2         75.5       76.9      54.8          43.9           40.7            10.0
-
-Validation gaps NTG = acc(target_only) - acc(method), paired bootstrap 95% interval, in points
-(fine-tuning: level, interval across zero; probe and pooling: negative transfer)::
-
-    seed  finetune             linear_probe          pooled(lam=1)         pooled(lam=0.1)
-    0     -4.5 [ -9.0, +0.5]   +10.5 [ +3.0,+17.5]   +64.0 [+56.5,+71.5]   +61.0 [+53.5,+67.5]
-    1     +0.5 [ -4.0, +5.0]   +19.5 [+11.5,+26.5]   +41.0 [+32.5,+49.0]   +40.5 [+32.5,+48.5]
-    2     +1.5 [ -1.5, +4.5]   +19.5 [+13.0,+26.0]   +33.0 [+25.5,+40.0]   +33.0 [+25.0,+41.5]
-
-Verdict-style test gain over target_only, both retrained on train+val (target_only reaches
-97.5 / 97.0 / 98.7): finetune -0.3 [-1.3, +0.6], +0.3 [-0.8, +1.4], -0.2 [-0.8, +0.3]
-(no_gain on every seed); linear_probe -27.4, -27.6, -28.1 (transfer_hurts). The advisor's own
-run (6 trials per strategy, retrains with the trial's batch size) can find a small real gain for
-plain fine-tuning, e.g. +1.4 points [+0.8, +2.1] on seed 0, which its rule calls transfer_helps:
-"little" is the promise, not a verdict code.
+Measurements: ``bench/results/scenario_calibration.md`` (``python -m bench.calibrate_scenarios``).
 """
 
 from __future__ import annotations
