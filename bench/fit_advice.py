@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     from advisor.advice.learned import evaluate_lodo, fit, format_evaluation
 
     records = harness_records(cached)
-    model = fit(records, origin=f"shipped model fitted on {len(records)} harness scenarios (oracle test scores)")
+    model = fit(records, origin=f"shipped model fitted on {len(records)} harness scenarios' oracle outcomes")
     model.save(args.out, records=records)
     print(f"wrote {args.out}: {len(records)} records, strategies {', '.join(sorted(model.strategies))}")
     print(format_evaluation(evaluate_lodo(records)))

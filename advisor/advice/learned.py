@@ -93,10 +93,13 @@ class LearnedModel:
             if abs(delta) < 0.0005:
                 continue
             verb = "raised" if delta > 0 else "lowered"
-            parts.append(f"{name} {value:.2f} ({z:+.1f} sd) {verb} it by {100 * delta:+.1f} points")
+            parts.append(f"{name} {value:.2f} ({z:+.1f} sd) {verb} {strategy} by {100 * delta:+.1f} points")
         why = "; ".join(parts) if parts else "no evidence moved it from its average"
+        ids = self.record_ids
+        shown = "" if self.origin.startswith("shipped") else (
+            "; records " + ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else ""))
         return (f"learned prior: {100 * pred:+.1f} points against the average strategy ({why}; "
-                f"{self.origin})")
+                f"{self.origin}{shown})")
 
     def to_json(self) -> dict[str, Any]:
         return {"schema": MODEL_SCHEMA, **asdict(self)}
@@ -145,6 +148,29 @@ def active_model() -> LearnedModel | None:
             except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
                 continue
     return None
+
+
+def blend(model: LearnedModel, evidence: dict[str, float], hand_set: dict[str, float],
+          penalties: dict[str, float]) -> dict[str, tuple[float, str]]:
+    """Prior scores of the strategies ``model`` has learned, on the hand-set scale, with their reason.
+
+    ``hand_set`` holds every applicable strategy's hand-set score and ``penalties`` its risk penalty (already
+    subtracted in ``hand_set``). The learned strategies keep the hand-set mean of their unpenalised scores as
+    their level and take their spread from the model (predicted points against the average strategy), minus
+    the same risk penalty; strategies the model has not learned keep their hand-set score (absent here).
+    """
+    known = [s for s in hand_set if s in model.strategies]
+    if not known:
+        return {}
+    level = float(np.mean([hand_set[s] + penalties.get(s, 0.0) for s in known]))
+    pred = model.predict(evidence)
+    return {s: (round(level + pred[s] - penalties.get(s, 0.0), 4), model.explain(evidence, s)) for s in known}
+
+
+def describe(model: LearnedModel) -> dict[str, Any]:
+    """What the advice reports about the model it used: where it came from and the record ids."""
+    return {"origin": model.origin, "records": len(model.record_ids), "record_ids": model.record_ids,
+            "strategies": sorted(model.strategies), "alpha": model.alpha}
 
 
 # --------------------------------------------------------------------------- fitting

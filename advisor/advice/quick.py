@@ -27,6 +27,11 @@ under-rates what a trained network gets from sparse tables). Conflicting label s
 ``advisor.plugin.label_conflict``) are a high risk for every strategy that trains on source labels.
 The ranking is a prior: the search corrects it, and BENCHMARKS.md measures it (Kendall's τ against
 the oracle).
+
+Learned prior: where a learned model (``advisor.advice.learned``: the user's ``advisor advice fit`` model,
+else the shipped one fitted on the harness's oracle outcomes) has learned a strategy, its prior score comes
+from that model (``learned.blend``) and its reasons say which evidence moved it; the rest keep the hand-set
+score. ``quick_advice(..., model=None)`` is the hand-set rule alone.
 """
 
 from __future__ import annotations
@@ -73,9 +78,11 @@ class Advice:
     ranking: list[AdviceRow]
     evidence: dict[str, float]
     not_applicable: dict[str, str] = field(default_factory=dict)
+    learned: dict[str, Any] | None = None  # the learned model used: origin and record ids
 
     def to_json(self) -> dict[str, Any]:
-        return {"ranking": [asdict(r) for r in self.ranking], "evidence": self.evidence}
+        doc = {"ranking": [asdict(r) for r in self.ranking], "evidence": self.evidence}
+        return {**doc, "learned": self.learned} if self.learned else doc
 
 
 def evidence(signals: dict[str, MetricResult], task: TransferTask) -> dict[str, float]:
@@ -146,8 +153,14 @@ def quick_advice(
     strategies: list[Strategy],
     signals: dict[str, MetricResult],
     task: TransferTask,
+    model: Any = "active",
 ) -> Advice:
-    """Rank applicable strategies before any training; list the others with their reason."""
+    """Rank applicable strategies before any training; list the others with their reason.
+
+    ``model``: the learned model for the strategies it knows ("active": ``learned.active_model()``; None: the
+    hand-set rule alone)."""
+    from advisor.advice.learned import active_model, blend, describe
+
     ev = evidence(signals, task)
     rows: list[AdviceRow] = []
     not_applicable: dict[str, str] = {}
@@ -164,5 +177,13 @@ def quick_advice(
         reasons = list(dict.fromkeys(r.reason for r in risks))
         level = worst([r.level for r in risks])
         rows.append(AdviceRow(s.name, s.family, prior_score(s, ev, level), level, reasons))
+    learned = active_model() if model == "active" else model
+    blended = {} if learned is None else blend(learned, ev, {r.strategy: r.prior_score for r in rows},
+                                               {r.strategy: PENALTY[r.risk] for r in rows})
+    for r in rows:
+        if r.strategy in blended:
+            r.prior_score = blended[r.strategy][0]
+            r.reasons.append(blended[r.strategy][1])
     rows.sort(key=lambda r: (-r.prior_score, r.strategy))
-    return Advice(rows, {k: round(v, 4) for k, v in ev.items()}, not_applicable)
+    return Advice(rows, {k: round(v, 4) for k, v in ev.items()}, not_applicable,
+                  describe(learned) if blended else None)

@@ -90,11 +90,12 @@ class _Renamed:
 
 
 def test_roles_not_names_decide_the_weights(strategies) -> None:
+    # The hand-set rule (model=None): a learned model is keyed by the strategies it has records of.
     task = _task(signal=8.0)
     signals = {"q": _signal(0.6, "feature_quality")}
-    original = {r.strategy: r.prior_score for r in quick_advice(strategies, signals, task).ranking}
+    original = {r.strategy: r.prior_score for r in quick_advice(strategies, signals, task, model=None).ranking}
     renamed = [_Renamed(s, f"third_party_{i}") for i, s in enumerate(strategies)]
-    scores = {r.strategy: r.prior_score for r in quick_advice(renamed, signals, task).ranking}
+    scores = {r.strategy: r.prior_score for r in quick_advice(renamed, signals, task, model=None).ranking}
     assert [scores[f"third_party_{i}"] for i in range(len(strategies))] == [original[s.name] for s in strategies]
 
 
