@@ -53,7 +53,7 @@ def test_lists_third_party_and_failures(site: Path):
     assert plugins["advisor_empty"]["source"] == "entry point"
     assert plugins["advisor_empty"]["version"] == "1.2.3"
     assert plugins["example"]["metrics"] == [{"name": "centroid_gap", "kind": "similarity"}]
-    assert plugins["example"]["strategies"] == [{"name": "head_only", "family": "baseline"}]
+    assert plugins["example"]["strategies"] == [{"name": "head_only", "family": "model"}]
     assert {s["name"] for p in doc["plugins"] for s in p["scenarios"]} >= {
         "digits-shift", "digits-conflict", "digits-distant"}
     failures = {f["plugin"]: f for f in doc["failures"]}
