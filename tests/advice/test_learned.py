@@ -1,0 +1,110 @@
+"""The learned quick advice: fit, predict, explain, save/load, and the leave-one-dataset-out evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from advisor.advice import learned
+from advisor.advice.learned import LearnedModel, evaluate_lodo, fit, load_file
+
+
+def _records(n_domains: int = 6, per_domain: int = 3, seed: int = 0) -> list[dict]:
+    """Synthetic records where 'quality' decides: high quality favours 'transfer', low favours 'alone'."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for d in range(n_domains):
+        for k in range(per_domain):
+            q = float(rng.uniform(0, 1))
+            noise = float(rng.uniform(0, 1))  # evidence unrelated to the outcome
+            t, a = 0.5 + 0.4 * q, 0.9 - 0.4 * q
+            out.append({
+                "id": f"r{d}-{k}", "evidence": {"quality": q, "noise": noise},
+                "domains": {"source": {"name": f"src{k}"}, "target": {"name": f"dom{d}"}},
+                "prior_ranking": ["alone", "transfer", "middle"],
+                "strategies": {"transfer": {"val_score": t, "test_score": t},
+                               "alone": {"val_score": a, "test_score": a},
+                               "middle": {"val_score": 0.7, "test_score": 0.7}},
+            })
+    return out
+
+
+def test_fit_learns_which_evidence_moves_which_strategy() -> None:
+    model = fit(_records())
+    assert set(model.strategies) == {"transfer", "alone", "middle"}
+    hi, lo = model.predict({"quality": 0.95, "noise": 0.5}), model.predict({"quality": 0.05, "noise": 0.5})
+    assert hi["transfer"] > hi["middle"] > hi["alone"]
+    assert lo["alone"] > lo["middle"] > lo["transfer"]
+    top = model.contributions({"quality": 0.95, "noise": 0.5}, "transfer")[0]
+    assert top[0] == "quality" and top[3] > 0
+    line = model.explain({"quality": 0.95, "noise": 0.5}, "transfer")
+    assert "quality 0.95" in line and "raised transfer" in line and "records r0-0" in line
+
+
+def test_missing_evidence_counts_as_the_training_mean() -> None:
+    model = fit(_records())
+    assert model.predict({}) == pytest.approx(model.predict(dict(zip(model.features, model.mean, strict=True))))
+
+
+def test_save_and_load_round_trip(tmp_path) -> None:
+    recs = _records()
+    model = fit(recs, origin="test")
+    path = model.save(tmp_path / "m.json", records=recs)
+    back, stored = load_file(path)
+    assert isinstance(back, LearnedModel) and back.predict({"quality": 0.3}) == model.predict({"quality": 0.3})
+    assert len(stored) == len(recs) and back.origin == "test"
+
+
+def test_too_few_records_for_a_strategy_leave_it_unlearned() -> None:
+    recs = _records()
+    recs[0]["strategies"]["rare"] = {"val_score": 0.1}
+    assert "rare" not in fit(recs).strategies
+
+
+def test_no_outcomes_is_refused() -> None:
+    with pytest.raises(ValueError, match="nothing to learn"):
+        fit([{"id": "x", "evidence": {"q": 1.0}, "strategies": {"a": {"val_score": 0.5}}}])
+
+
+def test_lodo_drops_every_record_sharing_the_target_domain() -> None:
+    recs = _records()
+    recs[0]["domains"]["source"]["name"] = "dom5"  # a dom0 record whose source is dom5's target
+    ev = evaluate_lodo(recs)
+    rows = {r.record: r for r in ev.scenarios}
+    assert rows["r5-0"].records_used == len(recs) - 3 - 1  # dom5's own three and the one reading dom5
+    assert rows["r1-0"].records_used == len(recs) - 3
+    # The evidence decides the order, so out of sample the learned ranking beats the fixed prior.
+    assert ev.summary["advice_tau_lodo"] > 0.8 and ev.summary["prior_tau"] < 0.5
+    assert ev.summary["oracle_val_tau"] == pytest.approx(1.0)
+
+
+def test_blend_keeps_unlearned_strategies_and_risk_penalties() -> None:
+    model = fit(_records())
+    ev = {"quality": 0.9, "noise": 0.5}
+    out = learned.blend(model, ev, {"transfer": 0.5, "alone": 0.6, "unknown": 0.9}, {"alone": 0.4})
+    assert set(out) == {"transfer", "alone"}
+    level = np.mean([0.5, 0.6 + 0.4])
+    pred = model.predict(ev)
+    assert out["transfer"][0] == pytest.approx(level + pred["transfer"], abs=1e-4)
+    assert out["alone"][0] == pytest.approx(level + pred["alone"] - 0.4, abs=1e-4)
+
+
+def test_shipped_model_beats_the_hand_set_prior_out_of_sample() -> None:
+    """The figures the README and BENCHMARKS.md quote, from the records shipped with the model."""
+    model, records = load_file(learned.SHIPPED_MODEL)
+    assert len(records) >= 20 and model.origin.startswith("shipped")
+    ev = evaluate_lodo(records)
+    s = ev.summary
+    assert s["scored"] == len(records)
+    assert s["advice_tau_lodo"] > s["prior_tau"]
+    assert s["advice_top_regret_lodo_points"] < s["prior_top_regret_points"]
+
+
+def test_user_model_takes_precedence(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "user.json"
+    monkeypatch.setenv(learned.USER_MODEL_ENV, str(path))
+    assert learned.active_model().origin.startswith("shipped")
+    fit(_records(), origin="mine").save(path)
+    assert learned.active_model().origin == "mine"
+    path.write_text("{broken")
+    assert learned.active_model().origin.startswith("shipped")  # a damaged file falls back
