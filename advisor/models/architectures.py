@@ -32,7 +32,10 @@ from advisor.models.backbone import Backbone, ModelSpec
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 TORCHVISION_ARCHS = ("resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_b0")
-ARCHS = ("cnn", "mlp", "linear", *TORCHVISION_ARCHS)
+#: Architectures a source model can have (what ``--model`` names).
+SOURCE_ARCHS = ("cnn", "mlp", *TORCHVISION_ARCHS)
+#: Every architecture ``build`` knows: the source ones and the raw-input ``linear`` model.
+ARCHS = (*SOURCE_ARCHS, "linear")
 #: The ``linear`` model reads images average-pooled to at most this many pixels a side.
 LINEAR_MAX_SIDE = 32
 

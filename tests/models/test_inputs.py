@@ -36,9 +36,9 @@ def _fail(req: InputRequest, match: str, registry=None) -> str:
 
 
 def test_names_match_models():
-    from advisor.models.architectures import ARCHS, TORCHVISION_ARCHS
+    from advisor.models.architectures import SOURCE_ARCHS, TORCHVISION_ARCHS
 
-    assert ARCH_NAMES == ARCHS and TORCHVISION_NAMES == TORCHVISION_ARCHS
+    assert ARCH_NAMES == SOURCE_ARCHS and TORCHVISION_NAMES == TORCHVISION_ARCHS
 
 
 def test_request_checks(tmp_path):
