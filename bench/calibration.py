@@ -1,0 +1,235 @@
+"""Calibration and power of the verdict, against a ground truth the verdict does not define (issue 16 item 2).
+
+``python -m bench.calibration [--scenarios NAME ...] [--splits 0 1 2] [--seeds 22] [--out FILE]``
+(run from the repository root; default: the built-in scenarios, writes
+``bench/results/calibration.json``).
+
+Rules (documented choices):
+
+- **Cells**: each scenario × target split seed. In each cell ``advisor.recommend`` runs with
+  ``--strategies finetune`` (every baseline runs too) and its default budget; the setting the search
+  chose for ``finetune`` and for ``target_only`` (``strategies[].params``, the best epoch included) is
+  then retrained on train+val with ``--seeds`` seeds (``split + 1000 r``) and scored on test.
+- **Calibration**: a strategy against itself. For ``finetune`` and ``target_only`` in every cell,
+  ``DRAWS`` random pairs of disjoint groups of 5 seeds go through ``advisor.verdict.decide``; any code
+  other than ``no_gain`` is a false alarm. Reported as k/n with a Clopper–Pearson 95% interval, next
+  to what the samples-only paired bootstrap (the rule before issue 16) would have said.
+- **Power**: the oracle's gain is ``finetune`` − ``target_only`` over the first ``ORACLE_SEEDS`` (12)
+  seeds of each, decided by this module's fixed rule (``oracle_sign``: the 12-seed mean difference,
+  counted only when more than ``POWER_MARGIN`` = 2 points from zero); the advisor's verdict is
+  ``decide`` on 5 other seeds of each (``DRAWS`` draws from the seeds the oracle did not use). A case
+  is right when the verdict has the oracle's sign (``transfer_helps`` for a gain, ``transfer_hurts``
+  for a loss); ``no_gain`` is not right. Power = right / cases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from advisor.search.scoring import paired_bootstrap_diff, seed_scores
+from advisor.verdict import decide
+
+#: Seeds per group in a comparison (the advisor's default ``n_seeds``).
+GROUP = 5
+#: Seeds behind the oracle's gain in the power check.
+ORACLE_SEEDS = 12
+#: Random draws of groups per strategy and cell.
+DRAWS = 6
+#: The oracle's gain must be this far from zero (a fraction: 2 points) to count in the power check.
+POWER_MARGIN = 0.02
+STRATEGIES = ("finetune", "target_only")
+DEFAULT_SCENARIOS = ("digits-shift", "digits-conflict", "digits-distant")
+DEFAULT_OUT = "bench/results/calibration.json"
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact binomial interval for k successes in n trials."""
+    from scipy.stats import beta
+
+    if n == 0:
+        return 0.0, 1.0
+    a = (1 - level) / 2
+    lo = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
+    hi = 1.0 if k == n else float(beta.ppf(1 - a, k + 1, n - k))
+    return lo, hi
+
+
+def oracle_sign(score_name: str, y: np.ndarray, pred_b: np.ndarray, pred_t: np.ndarray) -> int:
+    """The bench's fixed ground-truth rule: the sign of the many-seed mean gain, 0 within ``POWER_MARGIN``."""
+    gain = float(seed_scores(score_name, y, pred_b).mean() - seed_scores(score_name, y, pred_t).mean())
+    return 0 if abs(gain) <= POWER_MARGIN else (1 if gain > 0 else -1)
+
+
+def null_comparisons(score_name: str, y: np.ndarray, preds: np.ndarray, draws: int,
+                     rng: np.random.Generator) -> tuple[int, int, int]:
+    """(comparisons, verdict false alarms, samples-only bootstrap false alarms) of ``preds`` against itself."""
+    alarms = old = 0
+    for d in range(draws):
+        idx = rng.permutation(len(preds))
+        a, b = preds[idx[:GROUP]], preds[idx[GROUP:2 * GROUP]]
+        alarms += decide(score_name, y, "a", a, "b", b, 0.0, 0.0, seed=d).code != "no_gain"
+        _, lo, hi = paired_bootstrap_diff(score_name, y, a, b, seed=d)
+        old += lo > 0 or hi < 0
+    return draws, alarms, old
+
+
+def power_cases(score_name: str, y: np.ndarray, pred_b: np.ndarray, pred_t: np.ndarray, draws: int,
+                rng: np.random.Generator) -> tuple[int, int, int]:
+    """(oracle sign, cases, right verdicts): the first ``ORACLE_SEEDS`` seeds decide the truth, the rest the verdict."""
+    sign = oracle_sign(score_name, y, pred_b[:ORACLE_SEEDS], pred_t[:ORACLE_SEEDS])
+    if sign == 0:
+        return 0, 0, 0
+    rest_b, rest_t = pred_b[ORACLE_SEEDS:], pred_t[ORACLE_SEEDS:]
+    right = 0
+    for d in range(draws):
+        b = rest_b[rng.permutation(len(rest_b))[:GROUP]]
+        t = rest_t[rng.permutation(len(rest_t))[:GROUP]]
+        code = decide(score_name, y, "b", b, "t", t, 0.0, 0.0, seed=d).code
+        right += code == ("transfer_helps" if sign > 0 else "transfer_hurts")
+    return sign, draws, right
+
+
+@dataclass
+class Cell:
+    """One scenario and split: the chosen settings, per-seed test scores and the counts."""
+
+    scenario: str
+    split: int
+    params: dict[str, dict[str, Any]]
+    test_scores: dict[str, list[float]]
+    comparisons: int = 0
+    false_alarms: int = 0
+    samples_only_false_alarms: int = 0
+    oracle_gain: float | None = None
+    oracle_sign: int = 0
+    power_cases: int = 0
+    power_right: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+def run_cell(name: str, split: int, n_seeds: int, registry: Any, log: Any = print) -> Cell:
+    """Search, retrain both strategies with ``n_seeds`` seeds, and count false alarms and power cases."""
+    from advisor.features.cache import FeatureCache
+    from advisor.models.inputs import InputRequest, resolve_inputs
+    from advisor.pipeline import RecommendOptions, build_task, recommend
+    from advisor.search.training import predict
+
+    t0 = time.time()
+    request = InputRequest(demo=name, seed=split, device="cpu")
+    run_dir = tempfile.mkdtemp(prefix="calibration-")
+    try:
+        doc = recommend(request, RecommendOptions(strategies="finetune", run_dir=run_dir, threads=1), registry)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    rows = {r["strategy"]: r for r in doc["strategies"]}
+    params = {s: dict(rows[s]["params"]) for s in STRATEGIES}
+    inputs = resolve_inputs(request, registry)
+    task = build_task(inputs, request, doc["score"], 30, FeatureCache(None), "cpu")
+    full = replace(task, target_train=task.target_train.concat(task.target_val, name="target/train+val"),
+                   target_val=None)
+    test = inputs.splits.test
+    preds: dict[str, np.ndarray] = {}
+    for s in STRATEGIES:
+        strategy = registry.strategy(s)
+        preds[s] = np.stack([predict(strategy.fit(replace(full, seed=split + 1000 * r), dict(params[s]), None).model,
+                                     test.X, "cpu") for r in range(n_seeds)])
+    cell = Cell(name, split, params, {s: [round(v, 4) for v in seed_scores(doc["score"], test.y, p)]
+                                      for s, p in preds.items()})
+    rng = np.random.default_rng(1000 * split + len(name))
+    for s in STRATEGIES:
+        n, k, old = null_comparisons(doc["score"], test.y, preds[s], DRAWS, rng)
+        cell.comparisons += n
+        cell.false_alarms += k
+        cell.samples_only_false_alarms += old
+    b, t = preds["finetune"], preds["target_only"]
+    cell.oracle_gain = round(float(seed_scores(doc["score"], test.y, b[:ORACLE_SEEDS]).mean()
+                                   - seed_scores(doc["score"], test.y, t[:ORACLE_SEEDS]).mean()), 4)
+    cell.oracle_sign, cell.power_cases, cell.power_right = power_cases(doc["score"], test.y, b, t, DRAWS, rng)
+    cell.seconds = round(time.time() - t0, 1)
+    log(f"[{name} split {split}] false alarms {cell.false_alarms}/{cell.comparisons} (samples-only "
+        f"{cell.samples_only_false_alarms}); oracle gain {100 * cell.oracle_gain:+.1f} points, power "
+        f"{cell.power_right}/{cell.power_cases}; {cell.seconds:.0f} s")
+    return cell
+
+
+def summarize(cells: list[Cell]) -> dict[str, Any]:
+    """The figures of issue 16 item 2 over every cell."""
+    n = sum(c.comparisons for c in cells)
+    k = sum(c.false_alarms for c in cells)
+    old = sum(c.samples_only_false_alarms for c in cells)
+    cases = sum(c.power_cases for c in cells)
+    right = sum(c.power_right for c in cells)
+    lo, hi = clopper_pearson(k, n)
+    return {
+        "comparisons": n, "false_alarms": k, "false_alarm_rate": round(k / n, 4) if n else None,
+        "false_alarms_ci95": [round(lo, 4), round(hi, 4)], "target_false_alarms_per_100": 8,
+        "samples_only_false_alarms": old,
+        "power": round(right / cases, 4) if cases else None, "power_cases": cases, "power_right": right,
+        "target_power": 0.8,
+        "scenarios": sorted({c.scenario for c in cells}), "cells": len(cells),
+    }
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """The lines BENCHMARKS.md shows."""
+    s = summary
+    lo, hi = s["false_alarms_ci95"]
+    power = "n/a (no cell's oracle gain was more than 2 points from zero)" if s["power"] is None else (
+        f"{s['power_right']}/{s['power_cases']} = {100 * s['power']:.0f}% right sign")
+    return "\n".join([
+        "| figure | measured | goal |", "|---|---|---|",
+        f"| false alarms, strategy vs itself (5 vs 5 seeds) | {s['false_alarms']}/{s['comparisons']} "
+        f"(95% Clopper–Pearson [{100 * lo:.1f}%, {100 * hi:.1f}%]) | ≤ 8 in 100 |",
+        f"| (before: samples-only bootstrap) | {s['samples_only_false_alarms']}/{s['comparisons']} | |",
+        f"| power where the 12-seed gain is > 2 points from zero | {power} | ≥ 80% |",
+        f"| scenarios × splits | {', '.join(s['scenarios'])} ({s['cells']} cells) | ≥ 8 scenarios |",
+    ]) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the cells and write the JSON (and print the Markdown table)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenarios", nargs="*", default=list(DEFAULT_SCENARIOS))
+    parser.add_argument("--splits", nargs="*", type=int, default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, default=ORACLE_SEEDS + 2 * GROUP,
+                        help="retrains per strategy and cell (at least 12 + 5 + 5)")
+    parser.add_argument("--out", default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    if args.seeds < ORACLE_SEEDS + GROUP or args.seeds < 2 * GROUP:
+        print(f"error: --seeds must be at least {ORACLE_SEEDS + GROUP}", file=sys.stderr)
+        return 2
+
+    import torch
+
+    from advisor.plugin.registry import build_registry
+
+    torch.set_num_threads(1)
+    registry = build_registry(third_party=False)
+    started = time.time()
+    cells = [run_cell(name, split, args.seeds, registry, log=lambda m: print(m, file=sys.stderr, flush=True))
+             for name in args.scenarios for split in args.splits]
+    summary = summarize(cells)
+    doc = {**summary, "date": time.strftime("%Y-%m-%d %H:%M"), "argv": sys.argv[1:] if argv is None else argv,
+           "seeds_per_cell": args.seeds, "seconds": round(time.time() - started, 1),
+           "rules": {"group": GROUP, "oracle_seeds": ORACLE_SEEDS, "draws": DRAWS, "power_margin": POWER_MARGIN},
+           "per_cell": [asdict(c) for c in cells]}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1))
+    print(markdown(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
