@@ -22,7 +22,8 @@ What is here, by use (see docs/writing-plugins.md and examples/advisor-example-p
 - the training engine: ``train``, ``TrainConfig``, ``config_from_params``, ``StepBatch``,
   ``default_batch_size``, ``predict``, ``predict_proba``, ``score``; models: ``build``, ``ModelSpec``,
   ``Backbone``, ``Standardize``, ``FeatureCache``, ``as_tensor``, ``resolve_device``;
-- kernels: ``mmd_test``, ``gaussian_mmd2``, ``coral_distance`` (differentiable CORAL), ``DEFAULT_SCALES``;
+- kernels: ``mmd_test``, ``gaussian_mmd2``, ``coral_distance`` (differentiable CORAL), ``DEFAULT_SCALES``,
+  ``median_sq_distance`` (the median-heuristic bandwidth);
   ``knn_loo_accuracy``, ``KNN_K``;
 - errors: ``InputError``, ``AdvisorFailure``, ``TrainingDiverged``; testing: ``build_registry``.
 
@@ -66,7 +67,14 @@ from advisor.search.scoring import score
 
 if TYPE_CHECKING:  # resolved lazily at run time (torch); listed here for type checkers
     from advisor.features.cache import FeatureCache, as_tensor
-    from advisor.metrics.kernels import DEFAULT_SCALES, coral_distance, gaussian_mmd2, mmd_test, resolve_device
+    from advisor.metrics.kernels import (
+        DEFAULT_SCALES,
+        coral_distance,
+        gaussian_mmd2,
+        median_sq_distance,
+        mmd_test,
+        resolve_device,
+    )
     from advisor.models.architectures import Standardize, build
     from advisor.models.backbone import Backbone, ModelSpec
     from advisor.plugin.registry import build_registry
@@ -99,6 +107,7 @@ _LAZY: dict[str, str] = {
     "gaussian_mmd2": "advisor.metrics.kernels",
     "coral_distance": "advisor.metrics.kernels",
     "DEFAULT_SCALES": "advisor.metrics.kernels",
+    "median_sq_distance": "advisor.metrics.kernels",
     "resolve_device": "advisor.metrics.kernels",
     "build_registry": "advisor.plugin.registry",
 }
@@ -118,7 +127,8 @@ __all__ = [
     # loaded on first use (_LAZY): engine, models, kernels, registry
     "train", "TrainConfig", "config_from_params", "StepBatch", "default_batch_size", "predict", "predict_proba",
     "build", "Standardize", "Backbone", "ModelSpec", "FeatureCache", "as_tensor",
-    "mmd_test", "gaussian_mmd2", "coral_distance", "DEFAULT_SCALES", "resolve_device", "build_registry",
+    "mmd_test", "gaussian_mmd2", "coral_distance", "DEFAULT_SCALES", "median_sq_distance", "resolve_device",
+    "build_registry",
 ]
 
 

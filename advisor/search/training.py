@@ -15,10 +15,22 @@ augmentation can pass through cached blocks (the engine does none). ``use_cache=
 runs the frozen blocks on every batch instead and gives the same model for the same seed.
 
 One epoch is one pass over the labelled target train split. Source and unlabelled batches
-(same batch size) are drawn alongside from their own seeded permutations, restarted when
-exhausted. Epochs are numbered from 1 in ``report`` and ``history``. The returned model is
-the one of the best validation epoch (``FitResult.epochs`` is that epoch, so a retrain on
-train+val knows how long to train); without a validation split it trains ``epochs`` epochs.
+(same batch size) are drawn alongside from their own seeded permutations, always full (a pass
+continues into the next permutation). Epochs are numbered from 1 in ``report`` and ``history``.
+The returned model is the one of the best validation epoch (``FitResult.epochs`` is that epoch).
+
+Retrain. Without a validation split (the winner retrained on train+val) an epoch over the
+larger split would hold more optimiser steps than the search measured (about 4x on Office
+3-label tasks). So when ``TrainConfig.train_rows`` says how many target rows one search epoch
+covered, an epoch of the retrain is ``ceil(train_rows / batch_size)`` steps (full batches drawn
+from endless passes over train+val): ``epochs`` epochs are exactly the steps the search's best
+epoch count took. ``FitResult.info`` reports the steps taken (``steps``) and, for such a
+retrain, ``retrain_steps``.
+
+Source term. With labelled source rows the classification loss is
+``target_share * mean CE(target batch) + (1 - target_share) * mean w*CE(source batch)``: the
+target's share of the loss, a number that means the same on a split of any size (search, seed
+repeats, retrain). Extra terms (alignment, L2-SP) are added with their own strengths.
 """
 
 from __future__ import annotations
@@ -47,7 +59,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 
 @dataclass
 class StepBatch:
-    """What an extra loss sees at one training step (features are penultimate, flattened)."""
+    """What an extra loss sees at one training step (features are penultimate, flattened, before dropout)."""
 
     model: Backbone
     epoch: int
@@ -58,6 +70,7 @@ class StepBatch:
     source_logits: torch.Tensor | None = None
     source_y: torch.Tensor | None = None
     unlabeled_features: torch.Tensor | None = None
+    extra_target_features: torch.Tensor | None = None  # target rows topping up to ``align_rows``
 
 
 ExtraLoss = Callable[[StepBatch], torch.Tensor]
@@ -70,15 +83,22 @@ class TrainConfig:
     - ``source``: labelled source rows whose ``y`` are already *target* class ids (shared
       head), or source class ids when ``source_head_classes > 0`` (a separate source head).
     - ``source_weights``: per-row weights of the source cross-entropy (importance weights).
-    - ``source_loss_weight``: λ, the weight of one source row relative to one target row, as in
-      pooled weighted ERM: ``(Σ_target CE + λ Σ_source w·CE) / (n_t + λ n_s)``. Each step
-      estimates this with a target batch and a source batch, so the source batch's mean is
-      scaled by ``r = λ · n_s / n_t`` and the sum divided by ``1 + r``. A large source thus
-      matters even at small λ (as in pooled training), and the scale of the loss stays fixed.
+    - ``target_share``: alpha in [0, 1], the target's share of the classification loss when a
+      source term is present (see the module docstring); without a source the loss is CE(target).
     - ``unlabeled``: unlabelled target rows; their features reach ``extra_loss`` only.
     - ``param_groups(model, freeze)``: optimiser groups (for discriminative learning rates);
       default: one group with every trainable parameter of ``blocks[freeze:]`` and the head.
     - ``on_epoch_start(model, epoch)``: e.g. progressive unfreezing (set ``requires_grad``).
+    - ``dropout``: a fresh dropout on the penultimate features before the head, during training
+      only. It adds no module to the model, so a pretrained backbone's weights keep their meaning
+      and the exported model is the same network (dropout is the identity at prediction).
+    - ``align_rows``: the least rows per domain ``extra_loss`` sees at every step (0: no floor).
+      Source batches hold at least that many rows; the target side (labelled plus unlabelled
+      batch) is topped up with target rows drawn from endless seeded passes over the target
+      train and unlabelled rows, so a target smaller than ``align_rows`` repeats rows
+      (``StepBatch.extra_target_features``; their labels are not used).
+    - ``train_rows``: the target rows one epoch covered in the search; a retrain (no validation
+      split) trains ``ceil(train_rows / batch_size)`` steps per epoch (see the module docstring).
     """
 
     epochs: int
@@ -91,12 +111,15 @@ class TrainConfig:
     use_cache: bool = True
     source: Domain | None = None
     source_weights: np.ndarray | None = None
-    source_loss_weight: float = 1.0
+    target_share: float = 0.5
     source_head_classes: int = 0
     unlabeled: Domain | None = None
     extra_loss: ExtraLoss | None = None
     param_groups: Callable[[Backbone, int], list[dict[str, Any]]] | None = None
     on_epoch_start: Callable[[Backbone, int], None] | None = None
+    dropout: float = 0.0
+    align_rows: int = 0
+    train_rows: int | None = None
     name: str = "strategy"
     info: dict[str, Any] = field(default_factory=dict)  # copied into FitResult.info
 
@@ -108,7 +131,8 @@ def default_batch_size(task: TransferTask) -> int:
 
 def config_from_params(task: TransferTask, params: dict[str, Any], strategy: Strategy | str,
                        **extra: Any) -> TrainConfig:
-    """A ``TrainConfig`` from a strategy's params (``epochs``, ``lr``, ``freeze``, ...).
+    """A ``TrainConfig`` from a strategy's params (``epochs``, ``lr``, ``freeze``, ``weight_decay``,
+    ``dropout``, ``target_share``, ``train_rows``, ...); keyword arguments override them.
 
     Pass the strategy itself: the freeze depth is then clamped into the range it declares
     (``freeze_range(task)``; every depth when it declares none), so no ``fit`` has to clamp it, and
@@ -119,37 +143,55 @@ def config_from_params(task: TransferTask, params: dict[str, Any], strategy: Str
     else:
         low, high = freeze_range(strategy, task)
         name, freeze = strategy.name, min(max(int(params.get("freeze", low)), low), high)
-    return TrainConfig(
-        epochs=int(params.get("epochs", task.max_epochs)),
-        lr=float(params.get("lr", 1e-3)),
-        freeze=freeze,
-        optimizer=str(params.get("optimizer", "adam")),
-        weight_decay=float(params.get("weight_decay", 0.0)),
-        batch_size=int(params.get("batch_size", default_batch_size(task))),
-        use_cache=bool(params.get("use_cache", True)),
-        name=name,
-        **extra,
-    )
+    rows = params.get("train_rows")
+    fields: dict[str, Any] = {
+        "epochs": int(params.get("epochs", task.max_epochs)),
+        "lr": float(params.get("lr", 1e-3)),
+        "freeze": freeze,
+        "optimizer": str(params.get("optimizer", "adam")),
+        "weight_decay": float(params.get("weight_decay", 0.0)),
+        "dropout": float(params.get("dropout", 0.0)),
+        "target_share": float(params.get("target_share", 0.5)),
+        "batch_size": int(params.get("batch_size", default_batch_size(task))),
+        "use_cache": bool(params.get("use_cache", True)),
+        "train_rows": None if rows is None else int(rows),
+        "name": name,
+    }
+    return TrainConfig(**{**fields, **extra})
 
 
 class _Stream:
-    """Seeded, endless mini-batches of row indices (a new permutation per pass)."""
+    """Seeded mini-batches of row indices over endless passes (a new permutation per pass).
+
+    ``next()`` walks one pass in batches of ``batch_size`` (the last one may be short), so
+    ``ceil(n / batch_size)`` calls are exactly one pass: how target epochs are cut. ``take(m)``
+    gives exactly ``m`` indices, continuing into the next pass when this one runs out: batches
+    drawn alongside are always full, and rows repeat within one only when ``m > n``.
+    """
 
     def __init__(self, n: int, batch_size: int, seed: int) -> None:
         self.n, self.bs = n, batch_size
         self.gen = torch.Generator().manual_seed(seed)
         self._it: Iterator[torch.Tensor] = iter(())
-
-    def epoch(self) -> list[torch.Tensor]:
-        perm = torch.randperm(self.n, generator=self.gen)
-        return list(perm.split(self.bs))
+        self._rest = torch.empty(0, dtype=torch.long)
 
     def next(self) -> torch.Tensor:
         try:
             return next(self._it)
         except StopIteration:
-            self._it = iter(self.epoch())
+            self._it = iter(torch.randperm(self.n, generator=self.gen).split(self.bs))
             return next(self._it)
+
+    def take(self, m: int) -> torch.Tensor:
+        parts, have = [], 0
+        while have < m:
+            if len(self._rest) == 0:
+                self._rest = torch.randperm(self.n, generator=self.gen)
+            piece = self._rest[: m - have]
+            self._rest = self._rest[len(piece):]
+            parts.append(piece)
+            have += len(piece)
+        return torch.cat(parts) if parts else torch.empty(0, dtype=torch.long)
 
 
 def _inputs(task: TransferTask, model: Backbone, domain: Domain, k: int, use_cache: bool) -> torch.Tensor:
@@ -247,47 +289,71 @@ def train(task: TransferTask, model: Backbone, cfg: TrainConfig, report: ReportF
     opt = _make_optimizer(cfg, groups)
     scaler = grad_scaler(device)
 
-    # Pooled-ERM ratio of the source term to the target term (see TrainConfig.source_loss_weight).
-    ratio = cfg.source_loss_weight * len(x_s) / len(x_t) if x_s is not None else 0.0
+    alpha = float(cfg.target_share)
+    if not 0.0 <= alpha <= 1.0:
+        raise InputError(f"{cfg.name}: the target's share of the loss must lie in [0, 1], got {alpha:g}")
+    if not 0.0 <= cfg.dropout < 1.0:
+        raise InputError(f"{cfg.name}: dropout must lie in [0, 1), got {cfg.dropout:g}")
     bs = max(1, int(cfg.batch_size))
+    align = max(0, int(cfg.align_rows)) if cfg.extra_loss is not None else 0
+    steps_per_epoch = math.ceil(len(x_t) / bs)
+    retrain = task.target_val is None and cfg.train_rows is not None and cfg.train_rows > 0
+    if retrain:  # as many optimiser steps per epoch as the search took (module docstring)
+        steps_per_epoch = math.ceil(int(cfg.train_rows) / bs)
     t_stream = _Stream(len(x_t), bs, seed)
     s_stream = _Stream(len(x_s), bs, seed + 1) if x_s is not None else None
     u_stream = _Stream(len(x_u), bs, seed + 2) if x_u is not None else None
+    s_rows = max(bs, align)
+    # the rows that top the target side of an alignment step up to ``align`` (train, then unlabelled)
+    pool = (torch.cat([x_t, x_u]) if x_u is not None else x_t) if align else None
+    p_stream = _Stream(len(pool), bs, seed + 3) if pool is not None else None
 
     history: list[float] = []
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+    steps, align_seen = 0, None
     for epoch in range(1, cfg.epochs + 1):
         if cfg.on_epoch_start is not None:
             cfg.on_epoch_start(model, epoch)
         model.train()
-        for idx_t in t_stream.epoch():
-            parts = [x_t[idx_t.to(device)]]
-            idx_s = s_stream.next().to(device) if s_stream is not None else None
-            idx_u = u_stream.next().to(device) if u_stream is not None else None
+        for _ in range(steps_per_epoch):
+            idx_t = (t_stream.take(bs) if retrain else t_stream.next()).to(device)
+            parts = [x_t[idx_t]]
+            idx_s = s_stream.take(s_rows).to(device) if s_stream is not None else None
+            idx_u = u_stream.take(bs).to(device) if u_stream is not None else None
             if idx_s is not None:
                 parts.append(x_s[idx_s])
             if idx_u is not None:
                 parts.append(x_u[idx_u])
+            top_up = align - len(idx_t) - (len(idx_u) if idx_u is not None else 0)
+            if p_stream is not None and top_up > 0:
+                parts.append(pool[p_stream.take(top_up).to(device)])
             sizes = [len(p) for p in parts]
             with autocast(device):
-                feats = _forward(model, torch.cat(parts), k, cached)
-                f_split = list(feats.split(sizes))
+                f_split = list(_forward(model, torch.cat(parts), k, cached).split(sizes))
                 f_t = f_split[0]
-                logits_t = model.head(f_t)
-                yb = y_t[idx_t.to(device)]
+                logits_t = model.head(F.dropout(f_t, cfg.dropout) if cfg.dropout > 0 else f_t)
+                yb = y_t[idx_t]
                 loss = F.cross_entropy(logits_t.float(), yb)
                 batch = StepBatch(model, epoch, f_t, logits_t, yb)
+                at = 1
                 if idx_s is not None:
-                    f_s = f_split[1]
+                    f_s = f_split[at]
+                    at += 1
                     head = source_head if source_head is not None else model.head
-                    logits_s = head(f_s)
+                    logits_s = head(F.dropout(f_s, cfg.dropout) if cfg.dropout > 0 else f_s)
                     ce = F.cross_entropy(logits_s.float(), y_s[idx_s], reduction="none")
-                    loss = (loss + ratio * (ce * w_s[idx_s]).mean()) / (1.0 + ratio)
+                    loss = alpha * loss + (1.0 - alpha) * (ce * w_s[idx_s]).mean()
                     batch.source_features, batch.source_logits, batch.source_y = f_s, logits_s, y_s[idx_s]
                 if idx_u is not None:
-                    batch.unlabeled_features = f_split[-1]
+                    batch.unlabeled_features = f_split[at]
+                    at += 1
+                if at < len(f_split):
+                    batch.extra_target_features = f_split[at]
                 if cfg.extra_loss is not None:
                     loss = loss + cfg.extra_loss(batch)
+            if align:
+                seen = min(sum(sizes[1:2]) if idx_s is not None else 0, sizes[0] + sum(sizes[2:]))
+                align_seen = seen if align_seen is None else min(align_seen, seen)
             if not torch.isfinite(loss.detach()):
                 raise TrainingDiverged(
                     f"{cfg.name}: the training loss became {float(loss.detach())} in epoch {epoch} "
@@ -297,6 +363,7 @@ def train(task: TransferTask, model: Backbone, cfg: TrainConfig, report: ReportF
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
+            steps += 1
         if x_v is None:
             continue
         pred = _predict_from(model, x_v, k, cached, device, 4 * bs)
@@ -308,7 +375,13 @@ def train(task: TransferTask, model: Backbone, cfg: TrainConfig, report: ReportF
             report(epoch, val)
 
     info = dict(cfg.info)
-    info.update({"freeze": k, "cached_prefix": cached})
+    info.update({"freeze": k, "cached_prefix": cached, "steps": steps})
+    if x_s is not None:
+        info["target_share"] = alpha
+    if retrain:
+        info["retrain_steps"] = steps
+    if align_seen is not None:
+        info["alignment_rows"] = align_seen  # the fewest rows per domain one alignment step saw
     if best is None:
         model.eval()
         return FitResult(model=model, val_score=None, val_pred=None, epochs=cfg.epochs,

@@ -17,20 +17,67 @@ if TYPE_CHECKING:
     import optuna
 
 
+#: The target's share alpha of the classification loss when a source term trains alongside.
+TARGET_SHARE_RANGE = (0.05, 0.95)
+DEFAULT_TARGET_SHARE = 0.5
+#: Regularisation searched for every strategy that trains an ``mlp`` (feature tables): small
+#: tables overfit, and logistic regression (strongly regularised) often beats an unregularised MLP.
+WEIGHT_DECAY_RANGE = (1e-6, 1e-2)
+DROPOUT_RANGE = (0.0, 0.5)
+
+
 def batch_size(task: TransferTask) -> int:
     """The engine's default batch size (resolved lazily: strategy modules stay torch-free)."""
     return sdk.default_batch_size(task)
 
 
-def base_params(task: TransferTask, lr: float, freeze: int) -> dict[str, Any]:
-    """``epochs`` (``task.max_epochs``), ``lr``, ``freeze`` and the batch size every strategy has."""
+def trains_mlp(task: TransferTask) -> bool:
+    """Whether the network a strategy trains is the table ``mlp`` (the one whose space adds regularisation)."""
+    return task.backbone.spec.arch == "mlp"
+
+
+def regularization_defaults(task: TransferTask, weight_decay: bool = True) -> dict[str, Any]:
+    """Regularisation off for an ``mlp`` (weight decay 0, dropout 0: the default trial trains as before).
+
+    ``weight_decay=False`` for a strategy that sets its own weight decay (``linear_probe``).
+    """
+    if not trains_mlp(task):
+        return {}
+    off: dict[str, Any] = {"dropout": 0.0}
+    if weight_decay:
+        off.update({"weight_decay_on": False, "weight_decay": 0.0})
+    return off
+
+
+def suggest_regularization(trial: optuna.Trial, task: TransferTask, weight_decay: bool = True) -> dict[str, Any]:
+    """For an ``mlp``: dropout in ``DROPOUT_RANGE`` and weight decay on a log scale in ``WEIGHT_DECAY_RANGE``.
+
+    A log scale cannot hold 0, and the default trial must be "off", so weight decay is a switch
+    (``weight_decay_on``) plus its strength when on. Dropout is the engine's (``TrainConfig.dropout``):
+    a fresh dropout on the penultimate features before the head at fit time, so a pretrained
+    source mlp's weights keep their meaning and the exported network has no extra module.
+    """
+    if not trains_mlp(task):
+        return {}
+    out: dict[str, Any] = {"dropout": trial.suggest_float("dropout", *DROPOUT_RANGE)}
+    if weight_decay:
+        on = bool(trial.suggest_categorical("weight_decay_on", [False, True]))
+        out["weight_decay_on"] = on
+        out["weight_decay"] = trial.suggest_float("weight_decay", *WEIGHT_DECAY_RANGE, log=True) if on else 0.0
+    return out
+
+
+def base_params(task: TransferTask, lr: float, freeze: int, weight_decay: bool = True) -> dict[str, Any]:
+    """``epochs`` (``task.max_epochs``), ``lr``, ``freeze``, the batch size every strategy has, and the
+    regularisation (off) an ``mlp`` searches (``regularization_defaults``)."""
     return {"epochs": int(task.max_epochs), "lr": lr, "freeze": int(freeze),
-            "batch_size": batch_size(task)}
+            "batch_size": batch_size(task), **regularization_defaults(task, weight_decay)}
 
 
 def suggest_base(trial: optuna.Trial, task: TransferTask, lr: tuple[float, float],
-                 freeze: tuple[int, int]) -> dict[str, Any]:
-    """Suggest ``lr`` (log scale) and the freeze depth within ``freeze`` (the strategy's declared range).
+                 freeze: tuple[int, int], weight_decay: bool = True) -> dict[str, Any]:
+    """Suggest ``lr`` (log scale), the freeze depth within ``freeze`` (the strategy's declared range)
+    and, for an ``mlp``, its regularisation (``suggest_regularization``).
 
     A range of one depth is set, not suggested (nothing to search).
     """
@@ -38,6 +85,7 @@ def suggest_base(trial: optuna.Trial, task: TransferTask, lr: tuple[float, float
               "lr": trial.suggest_float("lr", lr[0], lr[1], log=True)}
     low, high = freeze
     params["freeze"] = trial.suggest_int("freeze", low, high) if low < high else low
+    params.update(suggest_regularization(trial, task, weight_decay))
     return params
 
 

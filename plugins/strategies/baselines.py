@@ -1,4 +1,8 @@
-"""The baselines every search runs: target_only, linear_probe and finetune."""
+"""The baselines every search runs: target_only, linear_probe and finetune.
+
+On an ``mlp`` each also searches dropout and weight decay (``_common.suggest_regularization``);
+``linear_probe`` always searches its weight decay (on a log scale, never off).
+"""
 
 from __future__ import annotations
 
@@ -55,10 +59,10 @@ class LinearProbe:
         return task.depth, task.depth  # every block frozen: only the head learns
 
     def default_params(self, task: TransferTask) -> dict[str, Any]:
-        return {**base_params(task, lr=1e-2, freeze=task.depth), "weight_decay": 1e-4}
+        return {**base_params(task, lr=1e-2, freeze=task.depth, weight_decay=False), "weight_decay": 1e-4}
 
     def search_space(self, trial: optuna.Trial, task: TransferTask) -> dict[str, Any]:
-        params = suggest_base(trial, task, lr=(1e-3, 1e-1), freeze=self.freeze_range(task))
+        params = suggest_base(trial, task, lr=(1e-3, 1e-1), freeze=self.freeze_range(task), weight_decay=False)
         params["weight_decay"] = trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True)
         return params
 

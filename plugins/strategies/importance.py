@@ -11,6 +11,10 @@ the weights are normalised to mean 1 over the source rows, then clipped at ``max
 10: no row counts for more than ten average rows) and renormalised to mean 1, repeated until
 the largest weight is ``max_weight``. The
 effective sample size ESS = (sum w)^2 / sum w^2 says how many source rows really count.
+
+Loss: ``target_share * mean CE(target) + (1 - target_share) * mean w*CE(source)`` (the engine's
+source term): the target's share alpha in [0.05, 0.95] is searched and means the same on the
+search split and on train+val, whatever the number of source rows.
 """
 
 from __future__ import annotations
@@ -19,7 +23,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from advisor_plugins.strategies._common import base_params, source_for_target, source_info, suggest_base
+from advisor_plugins.strategies._common import (
+    DEFAULT_TARGET_SHARE,
+    TARGET_SHARE_RANGE,
+    base_params,
+    source_for_target,
+    source_info,
+    suggest_base,
+)
 
 import advisor.plugin as sdk
 from advisor.plugin import FitResult, InputError, MetricResult, Needs, ReportFn, Risk, TransferTask, signal_value
@@ -84,12 +95,12 @@ class ImportanceWeighting:
         return 0, task.depth
 
     def default_params(self, task: TransferTask) -> dict[str, Any]:
-        return {**base_params(task, lr=1e-3, freeze=max(0, task.depth - 2)), "lam": 1.0,
+        return {**base_params(task, lr=1e-3, freeze=max(0, task.depth - 2)), "target_share": DEFAULT_TARGET_SHARE,
                 "max_weight": DEFAULT_MAX_WEIGHT}
 
     def search_space(self, trial: optuna.Trial, task: TransferTask) -> dict[str, Any]:
         params = suggest_base(trial, task, lr=(1e-4, 1e-2), freeze=self.freeze_range(task))
-        params["lam"] = trial.suggest_float("lam", 0.1, 10.0, log=True)
+        params["target_share"] = trial.suggest_float("target_share", *TARGET_SHARE_RANGE)
         params["max_weight"] = trial.suggest_float("max_weight", 3.0, 30.0, log=True)
         return params
 
@@ -109,8 +120,7 @@ class ImportanceWeighting:
                 "domain_classifier_accuracy": iw.domain_accuracy, **source_info(source, source_head)}
         model = task.backbone.with_new_head(task.num_classes, seed=task.seed)
         cfg = sdk.config_from_params(task, params, self, source=source, source_weights=iw.weights,
-                                 source_loss_weight=float(params["lam"]), source_head_classes=source_head,
-                                 info=info)
+                                     source_head_classes=source_head, info=info)
         return sdk.train(task, model, cfg, report)
 
     def risks(self, signals: dict[str, MetricResult], task: TransferTask) -> list[Risk]:

@@ -76,10 +76,10 @@ def test_search_spaces_keep_the_transfer_knob_on(registry):
                 study.tell(trial, 0.0)
                 continue
             assert p["epochs"] == 7 and p["lr"] > 0 and 0 <= p["freeze"] <= task.depth
-            if name in ("importance_weighting", "feature_alignment"):
-                assert 0.01 <= p["lam"] <= 10
+            if name in ("importance_weighting", "feature_alignment"):  # the target's share, never 1
+                assert 0.05 <= p["target_share"] <= 0.95 and "source_weight" not in p
             if name == "feature_alignment":
-                assert 0.1 <= p["source_weight"] <= 10 and p["loss"] in ("mmd", "coral")
+                assert 0.01 <= p["lam"] <= 10 and p["loss"] in ("mmd", "coral")
                 assert p["freeze"] < task.depth
             if name == "l2sp":
                 assert p["alpha"] > 0 and p["beta"] > 0 and p["freeze"] < task.depth
@@ -325,3 +325,116 @@ def test_source_label_strategies_hurt_on_digits_conflict(registry):
         scores[name] = float(np.mean(predict(res.model, test.X) == test.y))
     assert scores["importance_weighting"] < scores["finetune"] - 0.05, scores
     assert scores["feature_alignment"] < scores["finetune"] - 0.05, scores
+
+
+# --------------------------------------------------------------------------- tables (mlp)
+
+MLP = ModelSpec("mlp", "features", (6,), {"hidden": (16, 16)})
+TABLE_CLASSES = ("a", "b", "c")
+
+
+def _table(n: int, seed: int, shift: float = 0.0) -> Domain:
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    X = rng.normal(size=(n, 6)).astype(np.float32) + shift
+    X[np.arange(n), y] += 2.5
+    return Domain(f"table{seed}", X, y, TABLE_CLASSES, "features")
+
+
+def _table_task(n_train: int = 30) -> TransferTask:
+    target = _table(n_train + 30, 1, shift=0.5)
+    return TransferTask(source=_table(200, 0), target_train=target.subset(np.arange(n_train)),
+                        target_val=target.subset(np.arange(n_train, n_train + 30)),
+                        backbone=build(MLP, 3, seed=0), cache=FeatureCache(), max_epochs=3, seed=0)
+
+
+def test_mlp_spaces_search_weight_decay_and_dropout_and_default_to_off(registry):
+    """Every strategy training an mlp searches dropout and weight decay (log scale); its default trial,
+    enqueued the way the search does, keeps both off."""
+    task = _table_task()
+    neural = [n for n in registry.strategies if n not in LINEAR]
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    drawn: dict[str, list[dict]] = {n: [] for n in neural}
+    for _ in range(12):
+        for name in neural:
+            trial = study.ask()
+            drawn[name].append(registry.strategy(name).search_space(trial, task))
+            study.tell(trial, 0.0)
+    for name, params in drawn.items():
+        assert all(0.0 <= p["dropout"] <= 0.5 for p in params), name
+        assert len({p["dropout"] for p in params}) > 1, name
+        decays = [p["weight_decay"] for p in params if p["weight_decay"] > 0]
+        assert decays and all(1e-6 <= d <= 1e-2 for d in decays), name
+        if name != "linear_probe":  # its weight decay is always on
+            assert any(p["weight_decay"] == 0.0 for p in params), name
+    for name in neural:
+        strategy = registry.strategy(name)
+        default = strategy.default_params(task)
+        study = optuna.create_study()
+        study.enqueue_trial(default)
+        trial = study.ask()
+        p = strategy.search_space(trial, task)
+        assert p["dropout"] == 0.0 and p["weight_decay"] == default["weight_decay"], name
+        assert default["weight_decay"] == (1e-4 if name == "linear_probe" else 0.0)
+    cnn = _tiny_task()  # a cnn's space is unchanged
+    assert "dropout" not in registry.strategy("finetune").default_params(cnn)
+
+
+def test_searched_dropout_leaves_the_pretrained_mlp_alone(registry):
+    task = _table_task()
+    finetune = registry.strategy("finetune")
+    params = {**finetune.default_params(task), "freeze": 0, "epochs": 2}
+    plain = finetune.fit(task, params, None)
+    dropped = finetune.fit(task, {**params, "dropout": 0.4, "weight_decay": 1e-3}, None)
+    assert list(plain.model.state_dict()) == list(task.backbone.with_new_head(3).state_dict())
+    assert list(dropped.model.state_dict()) == list(plain.model.state_dict())  # no module added
+    assert not torch.equal(plain.model.state_dict()["head.weight"], dropped.model.state_dict()["head.weight"])
+    assert all(not isinstance(m, torch.nn.Dropout) for m in dropped.model.modules())
+
+
+def test_source_strategies_report_the_target_share(registry):
+    task = _table_task()
+    for name in ("importance_weighting", "feature_alignment"):
+        strategy = registry.strategy(name)
+        params = {**strategy.default_params(task), "epochs": 2, "target_share": 0.8}
+        res = strategy.fit(task, params, None)
+        assert res.info["target_share"] == 0.8 and res.info["source_rows"] == 200, name
+
+
+def test_alignment_steps_see_32_rows_per_domain_and_one_bandwidth(registry, monkeypatch):
+    """A 30-row target with batches of 8: every MMD step compares >= 32 rows per domain, with the bandwidth
+    fixed once for the fit from the cached features (not re-estimated per batch)."""
+    import advisor.plugin as sdk
+
+    task = _table_task(n_train=30)
+    real = sdk.gaussian_mmd2
+    calls: list[tuple[int, int, float | None]] = []
+
+    def spy(x, y, scales=sdk.DEFAULT_SCALES, bandwidth=None):
+        calls.append((len(x), len(y), bandwidth))
+        return real(x, y, scales=scales, bandwidth=bandwidth)
+
+    monkeypatch.setattr(sdk, "gaussian_mmd2", spy)
+    alignment = registry.strategy("feature_alignment")
+    params = {**alignment.default_params(task), "epochs": 3, "loss": "mmd"}
+    assert params["batch_size"] == 8
+    res = alignment.fit(task, params, None)
+    assert len(calls) == 3 * 4  # ceil(30 / 8) steps per epoch
+    assert all(nx >= 32 and ny >= 32 for nx, ny, _ in calls), calls
+    bandwidths = {b for _, _, b in calls}
+    assert len(bandwidths) == 1 and None not in bandwidths
+    assert res.info["mmd_bandwidth"] == bandwidths.pop() > 0 and res.info["alignment_rows"] >= 32
+    coral = alignment.fit(task, {**params, "loss": "coral"}, None)
+    assert coral.info["alignment_rows"] >= 32 and "mmd_bandwidth" not in coral.info
+
+
+def test_retrain_trains_the_steps_the_search_chose(registry):
+    """Through a strategy: the retrain on train+val with the search's ``train_rows`` takes the search's steps."""
+    task = _table_task(n_train=30)
+    finetune = registry.strategy("finetune")
+    params = {**finetune.default_params(task), "epochs": 3}
+    searched = finetune.fit(task, params, None)
+    full = TransferTask(source=task.source, target_train=task.target_train.concat(task.target_val, name="tv"),
+                        target_val=None, backbone=task.backbone, cache=task.cache, seed=0)
+    retrained = finetune.fit(full, {**params, "train_rows": 30}, None)
+    assert retrained.info["retrain_steps"] == searched.info["steps"] == 3 * 4

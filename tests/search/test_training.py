@@ -135,3 +135,92 @@ def test_device_helpers():
         set_threads(0)
     with autocast("cpu"):
         assert torch.ones(2).dtype == torch.float32
+
+
+def _counting(calls: list[int]):
+    """An extra loss of zero that counts the optimiser steps (one call per step)."""
+    def extra(b):
+        calls.append(len(b.target_y))
+        return b.target_logits.sum() * 0.0
+    return extra
+
+
+def test_retrain_on_more_rows_takes_the_searchs_steps(task):
+    """A retrain (no validation split) on twice the rows trains as many steps as the search's epochs took."""
+    searched: list[int] = []
+    cfg = TrainConfig(epochs=3, lr=1e-2, batch_size=16, extra_loss=_counting(searched))
+    res = train(task, task.backbone.with_new_head(3, seed=0), cfg, None)
+    assert len(searched) == 3 * 4 == res.info["steps"]  # ceil(60 / 16) = 4 steps per epoch
+    assert "retrain_steps" not in res.info
+    doubled = Domain("train+val", np.concatenate([task.target_train.X] * 2), np.concatenate([task.target_train.y] * 2),
+                     task.target_train.classes, "features")
+    full = TransferTask(source=None, target_train=doubled, target_val=None, backbone=task.backbone, max_epochs=5)
+    retrained: list[int] = []
+    cfg = TrainConfig(epochs=3, lr=1e-2, batch_size=16, train_rows=60, extra_loss=_counting(retrained))
+    res = train(full, full.backbone.with_new_head(3, seed=0), cfg, None)
+    assert len(retrained) == 12 == res.info["retrain_steps"] == res.info["steps"]
+    assert all(n == 16 for n in retrained)  # full batches drawn from passes over all 120 rows
+    plain: list[int] = []  # without train_rows an epoch is a pass over the data it sees
+    train(full, full.backbone.with_new_head(3, seed=0),
+          TrainConfig(epochs=3, lr=1e-2, batch_size=16, extra_loss=_counting(plain)), None)
+    assert len(plain) == 3 * 8
+
+
+def test_target_share_is_the_targets_share_of_the_loss(task):
+    """alpha = 1 ignores the source rows, alpha = 0 the target labels: a share, whatever the split sizes."""
+    source = _blobs(200, 3)
+    no_source = _state(train(task, task.backbone.with_new_head(3, seed=0), TrainConfig(epochs=2), None).model)
+    only_target = train(task, task.backbone.with_new_head(3, seed=0),
+                        TrainConfig(epochs=2, source=source, target_share=1.0), None)
+    assert only_target.info["target_share"] == 1.0
+    for name, t in _state(only_target.model).items():
+        assert torch.allclose(t, no_source[name], atol=1e-6), name
+    shuffled = TransferTask(source=None, target_train=Domain("t", task.target_train.X, task.target_train.y[::-1].copy(),
+                                                             task.target_train.classes, "features"),
+                            target_val=task.target_val, backbone=task.backbone)
+    models = [_state(train(t, t.backbone.with_new_head(3, seed=0),
+                           TrainConfig(epochs=2, source=source, target_share=0.0), None).model)
+              for t in (task, shuffled)]
+    assert all(torch.equal(models[0][n], models[1][n]) for n in models[0])  # target labels carry no weight
+    half = _state(train(task, task.backbone.with_new_head(3, seed=0),
+                        TrainConfig(epochs=2, source=source, target_share=0.5), None).model)
+    assert not torch.allclose(half["head.weight"], no_source["head.weight"])
+    with pytest.raises(InputError, match="share"):
+        train(task, task.backbone.with_new_head(3), TrainConfig(epochs=1, source=source, target_share=1.5), None)
+
+
+def test_dropout_regularises_without_changing_the_network(task):
+    plain = train(task, task.backbone.with_new_head(3, seed=0), TrainConfig(epochs=2, lr=1e-2), None).model
+    dropped = train(task, task.backbone.with_new_head(3, seed=0), TrainConfig(epochs=2, lr=1e-2, dropout=0.5),
+                    None).model
+    a, b = _state(plain), _state(dropped)
+    assert a.keys() == b.keys() and not torch.allclose(a["head.weight"], b["head.weight"])
+    assert np.array_equal(predict(dropped, task.target_val.X), predict(dropped, task.target_val.X))  # eval: identity
+
+
+def test_alignment_floor_fills_both_domains_on_a_tiny_target(task):
+    """With 30 target rows and batches of 8, every step of the extra loss sees >= 32 rows per domain."""
+    small = TransferTask(source=None, target_train=task.target_val, target_val=task.target_train,
+                         backbone=task.backbone)
+    seen: list[tuple[int, int]] = []
+
+    def extra(b):
+        target = [b.target_features] + [t for t in (b.unlabeled_features, b.extra_target_features) if t is not None]
+        seen.append((len(b.source_features), sum(len(t) for t in target)))
+        return b.target_logits.sum() * 0.0
+
+    cfg = TrainConfig(epochs=2, batch_size=8, source=_blobs(50, 3), align_rows=32, extra_loss=extra)
+    res = train(small, small.backbone.with_new_head(3, seed=0), cfg, None)
+    assert len(seen) == 2 * 4 and all(s >= 32 and t >= 32 for s, t in seen)
+    assert res.info["alignment_rows"] == 32
+
+
+def test_side_streams_give_full_batches():
+    from advisor.search.training import _Stream
+
+    s = _Stream(10, 4, seed=0)
+    draws = [s.take(4) for _ in range(5)]  # 20 rows: two full passes, no short batch
+    assert all(len(d) == 4 for d in draws)
+    rows = torch.cat(draws)
+    assert sorted(rows[:10].tolist()) == list(range(10)) and sorted(rows[10:].tolist()) == list(range(10))
+    assert len(s.take(25)) == 25  # more than one pass: rows repeat
