@@ -32,8 +32,8 @@ Rules (documented choices):
   registry of its own (``build_registry(plugins=[("quality", ...)])``). The source model is
   pretrained (and cached) before timing, so neither side pays for it.
 - **Oracle**: every applicable strategy on a fixed grid: learning rate (the strategy's default
-  times ``LR_FACTORS`` = {1/3, 1, 3}) × its defining knob (``KNOBS``: λ of importance weighting and
-  feature alignment, α of L2-SP, the discriminative factor of progressive unfreezing; none for the
+  times ``LR_FACTORS`` = {1/3, 1, 3}) × its defining knob (``KNOBS``: the target's share of importance
+  weighting, λ of feature alignment, α of L2-SP, the discriminative factor of progressive unfreezing; none for the
   baselines) × freeze depth (``{0, depth - 2, depth - 1}`` within the strategy's range), each point
   with 3 seeds (the advisor's seed rule ``seed + 1000 r``), every other parameter at its default.
   Per strategy the point with the best mean validation score wins; it is retrained on train+val
@@ -81,9 +81,9 @@ MAX_VAL_PER_CLASS = 10
 MIN_VAL_PER_CLASS = 2
 MIN_TEST_PER_CLASS = 3
 PREPROCESS = ("none", "l1-zscore")
-#: The defining knob of each built-in strategy and its grid (λ for the transfer families).
+#: The defining knob of each built-in strategy and its grid (the target's share or a strength).
 KNOBS: dict[str, tuple[str, tuple[float, ...]]] = {
-    "importance_weighting": ("lam", (0.1, 1.0, 10.0)),
+    "importance_weighting": ("target_share", (0.2, 0.5, 0.8)),
     "feature_alignment": ("lam", (0.03, 0.3, 3.0)),
     "l2sp": ("alpha", (1e-3, 1e-1, 10.0)),
     "progressive_unfreezing": ("factor", (1.5, 2.6, 4.0)),
@@ -341,7 +341,8 @@ def run_oracle(task: TransferTask, strategies: list[Any], test: Domain, n_seeds:
             if best is None or v > best[0]:
                 best = (v, p, epochs)
         assert best is not None
-        params = {**best[1], "epochs": best[2]}
+        # train_rows: the retrain takes the optimiser steps those epochs took on train (as the advisor's does).
+        params = {**best[1], "epochs": best[2], "train_rows": len(task.target_train)}
         # Retrained on train+val with the same seeds as the advisor's verdict; scored as their mean.
         preds = [predict(s.fit(replace(full, seed=task.seed + 1000 * r), dict(params), None).model, test.X,
                          task.device) for r in range(n_seeds)]

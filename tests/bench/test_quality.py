@@ -109,9 +109,9 @@ def test_grid_points_cover_lr_knob_and_freeze() -> None:
     task = TransferTask(source=d, target_train=d, target_val=d, backbone=build(ModelSpec("cnn", "images", (1, 8, 8)),
                                                                                 3, seed=0))
     points = grid_points(reg.strategy("importance_weighting"), task, quick=False)
-    assert len(points) == 3 * 3 * 3  # lr x lam x freeze {0, 1, 2}
+    assert len(points) == 3 * 3 * 3  # lr x target share x freeze {0, 1, 2}
     assert {p["lr"] for p in points} == {3.33e-4, 1e-3, 3e-3}
-    assert {p["lam"] for p in points} == {0.1, 1.0, 10.0} and {p["freeze"] for p in points} == {0, 1, 2}
+    assert {p["target_share"] for p in points} == {0.2, 0.5, 0.8} and {p["freeze"] for p in points} == {0, 1, 2}
     assert len(grid_points(reg.strategy("importance_weighting"), task, quick=True)) == 3 * 3 * 2
     only_lr = grid_points(reg.strategy("target_only"), task, quick=False)
     assert len(only_lr) == 3 and {p["freeze"] for p in only_lr} == {0}
