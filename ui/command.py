@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 RUNS_ENV = "ADVISOR_UI_RUNS"  # the runs directory, read by advisor_ui.common.runs_dir
+STORAGE_ENV = "ADVISOR_UI_STORAGE"  # an Optuna storage whose runs the Runs page lists too (kept in memory only)
 UPLOAD_LIMIT_MB = 200  # streamlit's --server.maxUploadSize and save_upload's limit
 
 
@@ -37,9 +38,13 @@ def streamlit_command(port: int) -> list[str]:
 @click.option("--port", type=click.IntRange(1, 65535), default=8501, show_default=True, help="Port to listen on.")
 @click.option("--runs", "runs", default="advisor-runs", show_default=True, metavar="DIR",
               help="Runs directory (created when missing).")
-def ui(port: int, runs: str) -> None:
+@click.option("--storage", default=None, metavar="URL|JOURNAL_FILE",
+              help="Also list and open the runs of this Optuna storage (e.g. postgresql://...); the password "
+                   "may come from PGPASSWORD or ~/.pgpass.")
+def ui(port: int, runs: str, storage: str | None) -> None:
     """Start the Streamlit dashboard on http://127.0.0.1:PORT."""
     from advisor.errors import InputError
+    from advisor.runs.location import mask_url
 
     runs_dir = Path(runs).expanduser().resolve()
     try:
@@ -47,8 +52,11 @@ def ui(port: int, runs: str) -> None:
     except OSError as exc:
         raise InputError(f"cannot create runs directory {runs_dir}: {exc.strerror}") from exc
     env = {**os.environ, RUNS_ENV: str(runs_dir)}
+    if storage:
+        env[STORAGE_ENV] = storage  # the environment of the server only: never a file or a command line
     cmd = streamlit_command(port)
-    click.echo(f"Transfer Advisor dashboard: http://127.0.0.1:{port}  (runs in {runs_dir})", err=True)
+    shown = f", storage {mask_url(storage)}" if storage else ""
+    click.echo(f"Transfer Advisor dashboard: http://127.0.0.1:{port}  (runs in {runs_dir}{shown})", err=True)
     sys.stdout.flush()
     sys.stderr.flush()
     if os.name == "posix":

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 import streamlit as st
-from advisor_ui.command import RUNS_ENV, UPLOAD_LIMIT_MB
+from advisor_ui.command import RUNS_ENV, STORAGE_ENV, UPLOAD_LIMIT_MB
 
-from advisor.errors import AdvisorError
+from advisor.errors import AdvisorError, InputError
 from advisor.models.inputs import InputRequest, LoadedData, ResolvedInputs, load_data, resolve_inputs
 from advisor.plugin.registry import Registry, get_registry
 
@@ -24,6 +24,12 @@ REPORT_KEY = "report"  # session state: the report document shown by Recommendat
 REPORT_DIR_KEY = "report_dir"  # session state: the run directory the report came from
 SEARCH_KEY = "search_run"  # session state: the run directory of the search started here
 DEFAULT_SCENARIO = "digits-shift"  # preselected on the Data and Search pages when a plugin registers it
+RUN_PARAM = "run"  # the URL's ?run=NAME: the run whose report the Recommendation page shows
+MISSING = "\u2013"  # shown for a missing value
+
+
+class UploadError(InputError, ValueError):
+    """An uploaded file the dashboard cannot use (said in the page's words)."""
 
 
 def runs_dir() -> Path:
@@ -31,6 +37,11 @@ def runs_dir() -> Path:
     d = Path(os.environ.get(RUNS_ENV, "advisor-runs")).expanduser()
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+def storage_url() -> str | None:
+    """The storage given to ``advisor ui --storage`` (None without one)."""
+    return os.environ.get(STORAGE_ENV) or None
 
 
 def error_line(exc: BaseException) -> str:
@@ -93,11 +104,11 @@ def save_upload(name: str, data: bytes, root: Path) -> Path:
     """
     suffix = Path(name).suffix.lower().lstrip(".")
     if suffix not in UPLOAD_TYPES:
-        raise ValueError(f"{name}: unsupported file type .{suffix}; use .npz, .csv or .zip (an image folder)")
+        raise UploadError(f"{name}: unsupported file type .{suffix}; use .npz, .csv or .zip (an image folder)")
     if len(data) > UPLOAD_LIMIT_MB * 1024 * 1024:
-        raise ValueError(f"{name} is larger than {UPLOAD_LIMIT_MB} MB")
+        raise UploadError(f"{name} is larger than {UPLOAD_LIMIT_MB} MB")
     if not data:
-        raise ValueError(f"{name} is empty")
+        raise UploadError(f"{name} is empty")
     digest = hashlib.sha256(data).hexdigest()[:16]
     folder = root / digest
     folder.mkdir(parents=True, exist_ok=True)
@@ -111,10 +122,10 @@ def save_upload(name: str, data: bytes, root: Path) -> Path:
             for member in zf.namelist():
                 dest = (target / member).resolve()
                 if not dest.is_relative_to(target.resolve()):
-                    raise ValueError(f"{name}: the archive member {member!r} points outside the folder")
+                    raise UploadError(f"{name}: the archive member {member!r} points outside the folder")
             zf.extractall(target)
     except zipfile.BadZipFile as exc:
-        raise ValueError(f"{name} is not a valid zip archive") from exc
+        raise UploadError(f"{name} is not a valid zip archive") from exc
     entries = [p for p in target.iterdir() if not p.name.startswith((".", "__MACOSX"))]
     if len(entries) == 1 and entries[0].is_dir() and any(q.is_dir() for q in entries[0].iterdir()):
         return entries[0]  # the archive wraps the class folders in one top folder
@@ -133,16 +144,62 @@ def to_display(x: np.ndarray) -> np.ndarray:
 
 
 def fmt(x: Any, digits: int = 3) -> str:
-    """A number for a table cell ("-" when missing)."""
-    if x is None:
-        return "-"
+    """A number for a table cell ("\u2013" when missing)."""
+    if x is None or (isinstance(x, float) and x != x):
+        return MISSING
     if isinstance(x, float):
         return f"{x:.{digits}f}"
     return str(x)
 
 
 def fmt_ci(ci: Any, signed: bool = True) -> str:
-    """An interval as ``[lo, hi]`` ("-" when missing); signed for gaps and gains."""
-    if not ci:
-        return "-"
+    """An interval as ``[lo, hi]`` ("\u2013" when missing); signed for gaps and gains."""
+    if not ci or ci[0] is None or ci[1] is None:
+        return MISSING
     return f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if signed else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """``1 h 02 min``, ``3 min 05 s`` or ``42 s`` ("\u2013" when unknown)."""
+    if seconds is None:
+        return MISSING
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    if s >= 60:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s} s"
+
+
+def open_run(name: str) -> str | None:
+    """Load the report of run ``name`` (a directory under the runs folder, or a run name recorded in one) into
+    the session and put it in the URL (``?run=NAME``); the reason in words when it cannot be shown."""
+    from advisor.runs import background as uirun
+    from advisor.runs.reopen import load_run_report
+
+    d = uirun.find_run(runs_dir(), name)
+    if d is None:
+        return f"There is no run named \u201c{name}\u201d in {runs_dir()}."
+    if uirun.report_doc(d) is None:
+        state = uirun.run_status(d).state
+        if state == "running":
+            return f"Run {d.name} is still running: its report appears when it finishes (see Search for its progress)."
+        return f"Run {d.name} has no report ({state}); resume it on the Runs page."
+    try:
+        st.session_state[REPORT_KEY] = load_run_report(d)
+    except Exception as exc:  # noqa: BLE001 - said on the page in one line
+        return error_line(exc)
+    st.session_state[REPORT_DIR_KEY] = str(d)
+    st.query_params[RUN_PARAM] = d.name
+    return None
+
+
+def open_from_url() -> str | None:
+    """``?run=NAME`` in the URL: load that run's report unless it is the one shown (survives a reload)."""
+    name = st.query_params.get(RUN_PARAM)
+    if not name:
+        return None
+    shown = st.session_state.get(REPORT_DIR_KEY)
+    if shown and Path(shown).name == name and REPORT_KEY in st.session_state:
+        return None
+    return open_run(name)

@@ -46,3 +46,49 @@ def test_start_run_runs_the_request_and_reports(tmp_path: Path) -> None:
     assert json.loads((run_dir / background.REQUEST_FILE).read_text())["options"]["run_dir"] == str(run_dir)
     assert [r["run"] for r in background.list_runs(tmp_path)] == [run_dir.name]
     assert sys.executable in json.loads((run_dir / background.PROCESS_FILE).read_text())["command"]
+
+
+def test_a_cli_run_in_the_runs_folder_shows_its_real_state(tmp_path: Path) -> None:
+    """A run started with `advisor recommend --run-dir` (no dashboard files) is running while its process
+    lives, finished once its report is written; one whose process died without a report is failed."""
+    run_dir = tmp_path / "cli-run"
+    cmd = [sys.executable, "-m", "advisor", "recommend", "--demo", "--trials", "0", "--threads", "1",
+           "--run-dir", str(run_dir), "--meta-store", "none"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    seen = set()
+    deadline = time.time() + 120
+    while proc.poll() is None:
+        assert time.time() < deadline
+        if (run_dir / "config.json").exists():
+            had_report = (run_dir / "report.json").exists()
+            state = background.run_status(run_dir).state
+            if proc.poll() is None and not had_report:  # alive and working after the read: it must say so
+                seen.add(state)
+        time.sleep(0.05)
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    assert seen == {"running"}
+    assert background.run_status(run_dir).state == "finished"
+    (row,) = background.list_runs(tmp_path)
+    assert (row["state"], row["verdict"], row["has_report"]) == ("finished", "quick advice only", True)
+    assert background.find_run(tmp_path, row["name"]) == run_dir  # ?run=<run name> finds it too
+
+    dead = tmp_path / "dead-run"
+    dead.mkdir()
+    (dead / "config.json").write_text(json.dumps({"run": "dead-run"}))
+    status = background.run_status(dead)
+    assert status.state == "failed" and "no process works on this run" in status.error
+
+
+def test_only_one_process_per_run_directory(tmp_path: Path) -> None:
+    sleeper = [sys.executable, "-c", "import time; time.sleep(30)"]
+    background.launch(sleeper, tmp_path)
+    try:
+        try:
+            background.launch(sleeper, tmp_path)
+        except background.RunActive as exc:
+            assert "already running" in str(exc)
+        else:
+            raise AssertionError("a second process started in the same run directory")
+    finally:
+        assert background.cancel_run(tmp_path, wait_s=5)
+    background.launch([sys.executable, "-c", "pass"], tmp_path).wait(30)  # the lock is free again

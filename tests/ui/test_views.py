@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -210,7 +211,7 @@ def test_runs_page_lists_and_reopens(runs: Path) -> None:
     at = page("views/runs.py")
     table = at.dataframe[0].value
     assert list(table["run"]) == ["old-run"]
-    assert list(table["recommended"]) == ["l2sp"]
+    assert list(table["pick"]) == ["l2sp"]
     at.button[0].click().run()
     assert not at.exception
     assert at.session_state["report"]["recommendation"]["strategy"] == "l2sp"
@@ -269,7 +270,12 @@ def test_trial_progress_reads_the_run_storage(runs: Path) -> None:
     storage = open_storage(str(d / "optuna.journal"))
     study = optuna.create_study(study_name="demo-run:l2sp", storage=storage, direction="maximize")
     study.set_user_attr("budget", 3)
-    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    def objective(t: optuna.Trial) -> float:
+        x = t.suggest_float("x", 0, 1)
+        t.report(x, 0)
+        return x
+
+    study.optimize(objective, n_trials=2)
     optuna.create_study(study_name="other-run:l2sp", storage=storage)
     rows = uirun.trial_progress(d)
     assert [(r["strategy"], r["finished"], r["budget"]) for r in rows] == [("l2sp", 2, 3)]
@@ -277,3 +283,178 @@ def test_trial_progress_reads_the_run_storage(runs: Path) -> None:
     at = page("views/search.py", {"search_run": str(d)})
     assert at.dataframe[0].value["strategy"].tolist() == ["l2sp"]
     assert len(at.get("plotly_chart")) == 2  # optimisation history and intermediate values
+
+
+def _alive(pid: int) -> bool:
+    """A live (not zombie) process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_double_start_is_refused_and_start_is_disabled(runs: Path) -> None:
+    d = make_run(runs, "busy-run")
+    uirun.launch([sys.executable, "-c", "import time; time.sleep(60)"], d)
+    try:
+        from advisor.models.inputs import InputRequest
+        from advisor.pipeline import RecommendOptions
+
+        with pytest.raises(uirun.RunActive, match="already running"):
+            uirun.start_run(runs, InputRequest(demo="digits-shift"), RecommendOptions(trials=0), run_dir=d)
+        assert len(uirun._processes(d)) == 1  # the second start launched nothing
+        at = page("views/search.py", {"search_run": str(d)})
+        start = next(b for b in at.button if b.label == "Start search")
+        assert start.disabled
+        assert "Running" in texts(at)
+    finally:
+        assert uirun.cancel_run(d, wait_s=5)
+
+
+def test_cancel_stops_every_process_the_dashboard_started(runs: Path) -> None:
+    d = make_run(runs, "tree-run")
+    pid_file = d / "child.pid"
+    code = ("import subprocess, sys, time; c = subprocess.Popen([sys.executable, '-c', 'import time; "
+            f"time.sleep(60)']); open({str(pid_file)!r}, 'w').write(str(c.pid)); time.sleep(60)")
+    parent = uirun.launch([sys.executable, "-c", code], d)
+    deadline = time.time() + 30
+    while not (pid_file.exists() and pid_file.read_text()):
+        assert time.time() < deadline
+        time.sleep(0.1)
+    child = int(pid_file.read_text())
+    assert _alive(child)
+    assert uirun.cancel_run(d, wait_s=5)
+    time.sleep(0.5)
+    assert parent.poll() is not None and not _alive(child)
+    assert uirun.run_status(d).state == "cancelled"
+
+
+def test_interrupted_trials_are_not_failures_and_plots_say_so(runs: Path) -> None:
+    import optuna
+    from optuna.trial import TrialState
+
+    from advisor.runs.storage import open_storage
+
+    d = make_run(runs, "cut-run")
+    study = optuna.create_study(study_name="cut-run:target_only", storage=open_storage(str(d / "optuna.journal")),
+                                direction="maximize")
+    study.set_user_attr("budget", 2)
+    cut = study.ask()
+    study.tell(cut, state=TrialState.FAIL)  # a trial the cancel stopped: no error recorded
+    broken = study.ask()
+    broken.set_user_attr("error", "RuntimeError: boom")
+    study.tell(broken, state=TrialState.FAIL)
+    (row,) = uirun.trial_progress(d)
+    assert (row["failed"], row["interrupted"], row["finished"]) == (1, 1, 0)
+    at = page("views/search.py", {"search_run": str(d)})
+    assert not at.get("plotly_chart")  # no empty axes
+    assert "target_only has no finished trial yet" in texts(at)
+    assert "not failures of the strategy" in texts(at)
+
+
+def test_upload_mode_has_a_model_field_and_trials_can_be_zero(runs: Path) -> None:
+    at = page("")
+    at.radio[0].set_value("Upload files").run()
+    assert at.text_input(key="up_model").label.startswith("Model")
+    at = page("views/search.py")
+    assert at.number_input(key="search_trials").min == 0
+    at.checkbox(key="search_quick").check().run()
+    assert at.number_input(key="search_trials").disabled
+    next(b for b in at.button if b.label == "Start search").click().run()
+    assert not at.exception and not at.error
+    d = Path(at.session_state["search_run"])
+    try:
+        assert json.loads((d / uirun.REQUEST_FILE).read_text())["options"]["trials"] == 0
+    finally:
+        uirun.cancel_run(d, wait_s=5)
+
+
+def test_progress_phases_and_100_percent_only_with_the_report(runs: Path) -> None:
+    d = make_run(runs, "phase-run")
+    proc = uirun.launch([sys.executable, "-c", "import time; time.sleep(60)"], d)
+    writer = uirun.ProgressWriter(d, n_seeds=5)
+    assert uirun.run_progress(d).phase == "quick advice"
+    writer("search_start", {"total": 4, "done": 0})
+    writer("trial", {"strategy": "l2sp", "number": 0, "state": "COMPLETE", "value": 0.5})
+    p = uirun.run_progress(d)
+    assert (p.label, p.state) == ("Trials 1/4", "running")
+    writer("search_end", {"complete": True})
+    writer("repeat", {"strategy": "l2sp"})
+    assert uirun.run_progress(d).label.startswith("Seed repeats 1/")
+    writer("final", {"strategy": "l2sp", "reference": "target_only"})
+    p = uirun.run_progress(d)
+    assert p.phase == "test retrains" and p.fraction < 1.0 and p.elapsed_s is not None
+    uirun.cancel_run(d, wait_s=5)
+    assert proc.poll() is not None
+    (d / "report.json").write_text(json.dumps(REPORT))
+    (d / uirun.EXIT_FILE).write_text(json.dumps({"returncode": 0}))
+    p = uirun.run_progress(d)
+    assert (p.state, p.phase, p.fraction) == ("finished", "done", 1.0)
+    (d / "report.json").write_text(json.dumps({**REPORT, "complete": False}))
+    assert uirun.run_progress(d).fraction < 1.0
+
+
+def test_runs_table_summarises_and_links(runs: Path) -> None:
+    make_run(runs, "good-run", {**REPORT, "run": {**REPORT["run"], "elapsed_s": 95.0}})
+    make_run(runs, "advice-run", {**REPORT, "recommendation": None, "strategies": []})
+    at = page("views/runs.py")
+    table = at.dataframe[0].value.set_index("run")
+    assert table.loc["good-run", "verdict"] == "transfer_helps" and table.loc["good-run", "pick"] == "l2sp"
+    assert table.loc["good-run", "gain"] == pytest.approx(0.11)
+    assert table.loc["good-run", "gain 95% CI"] == "[+0.070, +0.150]"
+    assert table.loc["good-run", "duration"] == 95.0 and table.loc["good-run", "trials"] == "3/3"
+    assert table.loc["good-run", "link"] == "recommendation?run=good-run"
+    assert table.loc["advice-run", "verdict"] == "quick advice only"
+
+
+def test_a_run_url_opens_its_report_and_survives_a_reload(runs: Path) -> None:
+    make_run(runs, "shared-run", REPORT)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["run"] = "shared-run"
+    at.run()
+    at.switch_page("views/recommendation.py").run()
+    assert not at.exception
+    assert at.header[0].value == "Recommended strategy: l2sp"
+    assert at.query_params["run"] == ["shared-run"] or at.query_params["run"] == "shared-run"
+    fresh = AppTest.from_file(APP, default_timeout=TIMEOUT)  # a reload: a new session, the same URL
+    fresh.query_params["run"] = "shared-run"
+    fresh.run()
+    fresh.switch_page("views/recommendation.py").run()
+    assert fresh.header[0].value == "Recommended strategy: l2sp"
+    missing = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    missing.query_params["run"] = "no-such-run"
+    missing.run()
+    missing.switch_page("views/recommendation.py").run()
+    assert "There is no run named" in texts(missing)
+
+
+def test_delete_refuses_a_running_run_and_removes_a_stopped_one(runs: Path) -> None:
+    d = make_run(runs, "old-run", REPORT)
+    uirun.launch([sys.executable, "-c", "import time; time.sleep(60)"], d)
+    with pytest.raises(uirun.RunActive):
+        uirun.delete_run(d)
+    uirun.cancel_run(d, wait_s=5)
+    uirun.delete_run(d)
+    assert not d.exists()
+
+
+def test_runs_page_lists_the_runs_of_a_storage(runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import optuna
+    from advisor_ui.command import STORAGE_ENV
+
+    from advisor.runs.storage import open_storage
+
+    journal = tmp_path / "shared.journal"
+    storage = open_storage(str(journal))
+    for strategy, n in (("l2sp", 2), ("target_only", 1)):
+        study = optuna.create_study(study_name=f"remote-run:{strategy}", storage=storage, direction="maximize")
+        study.set_user_attr("budget", 2)
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=n)
+    assert [(r["run"], r["trials"], r["budget"], r["state"]) for r in uirun.storage_runs(str(journal))] == [
+        ("remote-run", 3, 4, "stopped")]
+    monkeypatch.setenv(STORAGE_ENV, str(journal))
+    at = page("views/runs.py")
+    assert "Runs in the storage" in texts(at)
+    assert list(at.dataframe[0].value["run"]) == ["remote-run"]
+    assert next(b for b in at.button if b.label == "Compute its report here").disabled  # budgets still open

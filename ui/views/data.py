@@ -57,6 +57,11 @@ def _request_form() -> InputRequest | None:
     src = st.file_uploader("Source data", type=UPLOAD_TYPES, key="up_source")
     tgt = st.file_uploader("Target data (labelled)", type=UPLOAD_TYPES, key="up_target")
     label = st.text_input("Label column of .csv files", value="label", key="up_label")
+    model = st.text_input("Model (resnet18, cnn, mlp, a checkpoint path on this machine; empty: pretrained here "
+                          "on the source data)", key="up_model",
+                          help="Without source data the target can only load with a model.")
+    if tgt is None:
+        st.caption("Choose the target data to load.")
     if st.button("Load uploads", type="primary", disabled=tgt is None):
         root = runs_dir() / "_uploads"
         try:
@@ -65,8 +70,11 @@ def _request_form() -> InputRequest | None:
         except ValueError as exc:
             show_error(exc)
             return None
+        if src_path is None and not model.strip():
+            st.error("Without source data, name a model: the advisor needs a source to transfer from.")
+            return None
         return InputRequest(source=str(src_path) if src_path else None, target=str(tgt_path),
-                            label_column=label.strip() or "label")
+                            label_column=label.strip() or "label", model=model.strip() or None)
     return None
 
 

@@ -8,11 +8,10 @@ from typing import Any
 
 import plotly.graph_objects as go
 import streamlit as st
-from advisor_ui.common import REPORT_DIR_KEY, REPORT_KEY, fmt, fmt_ci, runs_dir, show_error
+from advisor_ui.common import REPORT_DIR_KEY, REPORT_KEY, fmt, fmt_ci, open_from_url, open_run, runs_dir, show_error
 
 from advisor.report.render import public
 from advisor.runs import background as uirun
-from advisor.runs.reopen import load_run_report
 
 VERDICT_BOX = {"transfer_helps": st.success, "no_gain": st.info, "transfer_hurts": st.warning}
 
@@ -47,12 +46,9 @@ def _choose_run() -> None:
     with st.expander("Open a run's report", expanded=REPORT_KEY not in st.session_state):
         choice = st.selectbox("Run", [r["run"] for r in runs], key="rec_run")
         if st.button("Open report"):
-            d = runs_dir() / choice
-            try:
-                st.session_state[REPORT_KEY] = load_run_report(d)
-                st.session_state[REPORT_DIR_KEY] = str(d)
-            except Exception as exc:
-                show_error(exc)
+            problem = open_run(choice)
+            if problem:
+                st.warning(problem)
 
 
 def _strategy_table(doc: dict[str, Any]) -> None:
@@ -160,6 +156,9 @@ def render(doc: dict[str, Any], run_dir: Path | None) -> None:
 
 
 st.title("Recommendation")
+url_problem = open_from_url()
+if url_problem:
+    st.warning(url_problem)
 _choose_run()
 report = st.session_state.get(REPORT_KEY)
 if report is None:
