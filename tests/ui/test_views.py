@@ -171,8 +171,12 @@ def test_recommendation_page_renders_a_preset_report(runs: Path) -> None:
     assert dict(zip(params["parameter"], params["value"], strict=True)) == {"lam": "0.01000", "freeze": "1"}
     ranked = at.dataframe[1].value
     assert list(ranked["strategy"]) == ["l2sp", "target_only", "importance"]
-    assert list(ranked["negative transfer"]) == ["no", "no", "yes"]
-    assert len(at.get("plotly_chart")) == 1  # the NTG chart
+    assert list(ranked["negative transfer"]) == ["no", "\u2013", "yes"]  # the reference has no gap to itself
+    assert list(ranked["prior risk"]) == ["low", "low", "high"]
+    assert len(at.get("plotly_chart")) == 3  # the gain, the validation scores, the NTG
+    assert "On validation l2sp gains +0.120 [+0.080, +0.160] over the reference" in texts(at)
+    assert "The two intervals overlap" in texts(at)
+    assert at.metric[2].value == "no negative transfer measured"
     assert "Not applicable: dann" in texts(at)
     assert at.get("download_button")  # report.json
 
@@ -458,3 +462,30 @@ def test_runs_page_lists_the_runs_of_a_storage(runs: Path, tmp_path: Path, monke
     assert "Runs in the storage" in texts(at)
     assert list(at.dataframe[0].value["run"]) == ["remote-run"]
     assert next(b for b in at.button if b.label == "Compute its report here").disabled  # budgets still open
+
+
+def test_recommendation_charts_mark_the_pick_and_the_reference() -> None:
+    from advisor_ui.views.recommendation import gain_chart, reconcile, score_chart  # noqa: PLC0415
+
+    doc = copy.deepcopy(REPORT)
+    fig = score_chart(doc)
+    names = {t.name: list(t.y) for t in fig.data}
+    assert names == {"recommended": ["l2sp"], "reference (target only)": ["target_only"],
+                     "negative transfer measured": ["importance"]}
+    assert fig.data[0].marker.symbol == "star"
+    assert any(s.x0 == 0.79 for s in fig.layout.shapes)  # the reference line at its validation score
+    gains = gain_chart(doc)
+    assert [list(t.y)[0] for t in gains.data] == ["validation", "test (held out, scored once)"]
+    assert [t.x[0] for t in gains.data] == [pytest.approx(0.12), 0.11]
+    doc["recommendation"].update(test_gain=0.01, test_gain_ci=[-0.01, 0.03])
+    assert "optimistic" in reconcile(doc)
+
+
+def test_recommendation_page_one_test_number_and_the_tie_rule(runs: Path) -> None:
+    doc = copy.deepcopy(REPORT)
+    doc["recommendation"].update(test_score_mean=0.935, test_score=0.942, test_retrains=5)
+    doc["strategies"][2] = {**HURTS, "val_score": 0.912, "negative_transfer": False, "ntg": -0.122}
+    at = page("views/recommendation.py", {"report": doc})
+    assert at.metric[0].value == "0.935"
+    assert "The exported model (the first retrain) scores 0.942" in texts(at)
+    assert "importance is first by validation score but l2sp was chosen" in texts(at)
