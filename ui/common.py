@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
@@ -133,9 +134,11 @@ def save_upload(name: str, data: bytes, root: Path) -> Path:
 
 
 def to_display(x: np.ndarray) -> np.ndarray:
-    """One image (C x H x W floats in [0, 1]) as uint8 H x W or H x W x 3 for ``st.image``."""
-    img = np.clip(np.asarray(x, dtype=np.float32), 0.0, 1.0)
-    img = (img * 255).round().astype(np.uint8)
+    """One image (C x H x W, floats in [0, 1] or uint8) as uint8 H x W or H x W x 3 for ``st.image``."""
+    if np.asarray(x).dtype == np.uint8:
+        img = np.asarray(x)
+    else:
+        img = (np.clip(np.asarray(x, dtype=np.float32), 0.0, 1.0) * 255).round().astype(np.uint8)
     if img.ndim == 3 and img.shape[0] == 1:
         return img[0]
     if img.ndim == 3:
@@ -203,3 +206,9 @@ def open_from_url() -> str | None:
     if shown and Path(shown).name == name and REPORT_KEY in st.session_state:
         return None
     return open_run(name)
+
+
+def metric_name(code: str, description: str) -> str:
+    """``code: full name`` from the plugin's description (its first clause)."""
+    head = re.split(r"[:.(]| between | of the | on the ", description, maxsplit=1)[0].strip()
+    return f"{code}: {head}" if head and head.lower() != code.lower() else code

@@ -146,6 +146,18 @@ def test_similarity_page_with_raw_features(runs: Path, tmp_path: Path) -> None:
     assert not at.exception
     assert "Source vs target features (PCA)" in texts(at)
     assert len(at.get("plotly_chart")) == 1
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    colours = {t["name"]: t["marker"]["color"] for t in spec["data"]}
+    assert len(colours) == 2 and len(set(colours.values())) == 2  # source and target in distinct colours
+
+
+def test_metric_names_in_words() -> None:
+    from advisor_ui.common import metric_name
+
+    assert metric_name("mmd", "Maximum mean discrepancy between source and target features (x).") == \
+        "mmd: Maximum mean discrepancy"
+    assert metric_name("pad", "Proxy A-distance 2(1 - 2e), e the error") == "pad: Proxy A-distance 2"
+    assert metric_name("knn", "") == "knn"
 
 
 def test_similarity_page_without_inputs(runs: Path) -> None:

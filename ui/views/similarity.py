@@ -9,11 +9,13 @@ from typing import Any
 import numpy as np
 import plotly.express as px
 import streamlit as st
-from advisor_ui.common import current_request, registry, resolved_inputs, show_error
+from advisor_ui.common import MISSING, current_request, fmt, metric_name, registry, resolved_inputs, show_error
 
 from advisor.models.inputs import InputRequest, ResolvedInputs
 
 MAX_POINTS = 600  # per domain in the PCA plot
+#: Distinct colours per domain (not two blues).
+DOMAIN_COLOURS = {"source": "#1f77b4", "target (train+val)": "#ff7f0e", "unlabelled target": "#2ca02c"}
 
 
 def signals_available() -> bool:
@@ -33,10 +35,15 @@ def metric_rows(_inputs: ResolvedInputs, key: str) -> list[dict[str, Any]]:
         i.source, i.splits.train, i.splits.val, i.target_unlabeled, i.backbone, FeatureCache(None, device=device),
         device, 0))
     rows = []
+    metrics = registry().metrics
     for name, r in signals.results.items():
-        rows.append({"metric": name, "value": r.value, "p-value": r.p_value,
-                     "better": "higher" if r.higher_is_better else "lower", "interpretation": r.interpretation})
+        described = getattr(metrics.get(name), "description", "") or ""
+        rows.append({"metric": metric_name(name, described), "value": fmt(r.value),
+                     "p-value": fmt(r.p_value, 4),
+                     "better": "\u2191 higher is better" if r.higher_is_better else "\u2193 lower is better",
+                     "interpretation": r.interpretation or MISSING})
     return rows
+
 
 
 def _features(i: ResolvedInputs, domain: Any) -> np.ndarray:
@@ -97,8 +104,7 @@ if signals_available():
     st.subheader("Metrics")
     try:
         rows = metric_rows(inputs, key)
-        st.dataframe(rows, hide_index=True, column_config={"interpretation": st.column_config.TextColumn(
-            width="large")})
+        st.table(rows)  # a table wraps the interpretations
     except Exception as exc:
         show_error(exc)
 st.subheader("Source vs target features (PCA)")
@@ -108,9 +114,13 @@ except Exception as exc:
     show_error(exc)
     st.stop()
 ev = pts["explained"]
-fig = px.scatter(x=pts["x"], y=pts["y"], color=pts["domain"], hover_name=pts["class"], opacity=0.7,
+by = st.radio("Colour by", ["domain", "class"], horizontal=True, key="sim_colour")
+colour = pts["domain"] if by == "domain" else [str(c) for c in pts["class"]]
+fig = px.scatter(x=pts["x"], y=pts["y"], color=colour, symbol=pts["domain"], hover_name=pts["class"], opacity=0.7,
+                 color_discrete_map=DOMAIN_COLOURS if by == "domain" else None,
+                 color_discrete_sequence=px.colors.qualitative.Dark24,
                  labels={"x": f"PC1 ({ev[0]:.0%} of variance)", "y": f"PC2 ({ev[1]:.0%} of variance)",
-                         "color": "domain"})
+                         "color": by, "symbol": "domain"})
 st.plotly_chart(fig)
 st.caption("Points are penultimate features of the source model (raw inputs with no model); "
            "overlapping clouds suggest similar domains. The test split is never used.")
