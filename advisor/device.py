@@ -3,6 +3,11 @@
 ``resolve_device`` turns the user's ``--device`` into a validated torch device string;
 ``autocast`` is automatic mixed precision on CUDA (bf16 where supported, else fp16 with a
 ``GradScaler``) and a no-op on the CPU, so training code never branches on the device.
+``TRANSFER_ADVISOR_AMP`` changes that: ``off`` (float32 everywhere) or ``bf16`` (bf16 on the CPU
+too, which is how the tests exercise the mixed-precision code paths without a GPU).
+``prepare_model`` applies the CUDA settings once per fit (``cudnn.benchmark``, channels-last
+weights for convnets) and ``to_device_batch`` turns a stored batch (uint8 images or float32) into
+the float32 input the model takes, on the device, channels-last where the model is.
 
 Threads under load: without ``--threads`` a process takes the cores that are not already busy
 (``default_threads``), and OpenMP waits passively (``OMP_WAIT_POLICY=PASSIVE``, set by
@@ -128,22 +133,83 @@ def is_cuda(device: str | torch.device) -> bool:
     return torch.device(device).type == "cuda"
 
 
+#: ``auto`` (default: mixed precision on CUDA only), ``off`` (float32 everywhere) or ``bf16``
+#: (bf16 autocast on the CPU as well; for tests and CPUs with fast bf16).
+AMP_ENV = "TRANSFER_ADVISOR_AMP"
+
+
+def amp_mode() -> str:
+    """``TRANSFER_ADVISOR_AMP``: ``auto`` unless set to ``off`` or ``bf16``."""
+    mode = os.environ.get(AMP_ENV, "").strip().lower() or "auto"
+    if mode not in ("auto", "off", "bf16"):
+        raise InputError(f"{AMP_ENV} must be auto, off or bf16, not {mode!r}")
+    return mode
+
+
 def amp_dtype(device: str | torch.device) -> torch.dtype | None:
-    """The autocast dtype on ``device``: bf16 (or fp16 without bf16 support) on CUDA, None on CPU."""
-    if not is_cuda(device):
+    """The autocast dtype on ``device``: bf16 (or fp16 without bf16 support) on CUDA, None on CPU.
+
+    ``TRANSFER_ADVISOR_AMP=off`` gives None everywhere, ``bf16`` gives bf16 on the CPU too.
+    """
+    mode = amp_mode()
+    if mode == "off":
         return None
+    if not is_cuda(device):
+        return torch.bfloat16 if mode == "bf16" else None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 @contextlib.contextmanager
 def autocast(device: str | torch.device) -> Iterator[None]:
-    """Mixed precision on CUDA, nothing on the CPU (full float32 there)."""
+    """Mixed precision where ``amp_dtype`` says so (CUDA by default), else nothing (float32)."""
     dtype = amp_dtype(device)
     if dtype is None:
         yield
         return
-    with torch.autocast(device_type="cuda", dtype=dtype):
+    with torch.autocast(device_type=torch.device(device).type, dtype=dtype):
         yield
+
+
+def is_convnet(model: torch.nn.Module) -> bool:
+    """Whether ``model`` holds 2-d convolutions (the models that gain from channels-last)."""
+    return any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+
+
+def prepare_model(model: torch.nn.Module, device: str | torch.device) -> torch.nn.Module:
+    """Move ``model`` to ``device``; on CUDA turn on ``cudnn.benchmark`` and give convnets channels-last.
+
+    Channels-last is the layout tensor cores read without transposes; on the CPU the model keeps
+    the default layout, so CPU results do not change with this call.
+    """
+    model.to(device)
+    if is_cuda(device):
+        torch.backends.cudnn.benchmark = True
+        if is_convnet(model):
+            model.to(memory_format=torch.channels_last)
+    return model
+
+
+def channels_last(model: torch.nn.Module) -> bool:
+    """Whether ``model``'s first 4-d weight is stored channels-last (set by ``prepare_model``)."""
+    for p in model.parameters():
+        if p.dim() == 4:
+            return p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+    return False
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """A stored batch as float32: uint8 images become [0, 1] (divided by 255), floats stay as they are."""
+    if x.dtype == torch.uint8:
+        return x.float().div_(255.0)
+    return x if x.dtype == torch.float32 else x.float()
+
+
+def to_device_batch(x: torch.Tensor, device: str | torch.device, channels_last_: bool = False) -> torch.Tensor:
+    """``x`` moved to ``device`` (non-blocking) and converted by ``to_float`` there (uint8 travels as uint8)."""
+    x = to_float(x.to(device, non_blocking=True))
+    if channels_last_ and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
 
 
 def grad_scaler(device: str | torch.device) -> torch.amp.GradScaler:

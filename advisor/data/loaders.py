@@ -4,7 +4,10 @@ Supported inputs (see ``advisor.data.domain`` for the data convention):
 
 - an ImageFolder directory: one sub-folder of images per class (class names are the sorted
   folder names). Every image is decoded once with Pillow, converted to RGB (or to greyscale
-  ``L`` when every image is greyscale) and resized to ``image_size`` x ``image_size``.
+  ``L`` when every image is greyscale) and resized to ``image_size`` x ``image_size``; with
+  ``resize`` (a torchvision weights entry's preprocessing) the shorter side is first resized to
+  ``resize`` keeping the aspect ratio, then the centre ``image_size`` square is cropped. Pixels
+  are kept as uint8 (see ``advisor.data.domain``: memory stays bounded, floats are made per batch).
   Unlabelled data may also be a flat folder of images (class folders are then ignored).
 - a ``.npz`` feature table: ``X`` (n x d), ``y`` (optional when unlabelled), optional
   ``classes``.
@@ -29,6 +32,7 @@ import os
 import re
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +56,15 @@ def load_domain(
     label_column: str = "label",
     image_size: int | None = None,
     labelled: bool = True,
+    resize: int | None = None,
+    interpolation: str = "bilinear",
 ) -> Domain:
     """Load and validate one data set; any problem raises a one-line ``InputError``.
 
     ``image_size`` resizes images to a square of that side; ``None`` keeps an ``.npz`` image
     array's own size and uses ``DEFAULT_IMAGE_SIZE`` for an ImageFolder (its images may differ).
+    ``resize`` (image files only): resize the shorter side to it, then centre-crop ``image_size``
+    (torchvision's ``Resize`` + ``CenterCrop``), with ``interpolation`` (``bilinear`` or ``bicubic``).
     """
     p = Path(path).expanduser()
     if image_size is not None and image_size < 1:
@@ -64,7 +72,8 @@ def load_domain(
     if not p.exists():
         raise InputError(f"{name}: path not found: {p}")
     if p.is_dir():
-        return _load_image_folder(p, name, image_size or DEFAULT_IMAGE_SIZE, labelled)
+        prep = ImagePrep(image_size or DEFAULT_IMAGE_SIZE, resize, interpolation)
+        return _load_image_folder(p, name, prep, labelled)
     suffix = p.suffix.lower()
     if suffix == ".npz":
         return _load_npz(p, name, image_size, labelled)
@@ -113,7 +122,8 @@ def match_channels(
         elif d.X.shape[1] == 1 and want == 3:
             out.append(Domain(d.name, np.repeat(d.X, 3, axis=1), d.y, d.classes, d.kind, d.origin))
         elif d.X.shape[1] == 3 and want == 1 and average_to_grey:
-            grey = d.X.mean(1, keepdims=True).astype(np.float32)
+            grey = d.X.mean(1, keepdims=True, dtype=np.float32)
+            grey = np.round(grey).astype(np.uint8) if d.X.dtype == np.uint8 else grey
             out.append(Domain(d.name, grey, d.y, d.classes, d.kind, d.origin))
         else:
             raise InputError(f"{d.name} has {d.X.shape[1]}-channel images but {want} channels are needed")
@@ -174,7 +184,38 @@ def _image_files(folder: Path) -> list[Path]:
     )
 
 
-def _load_image_folder(root: Path, name: str, size: int, labelled: bool) -> Domain:
+@dataclass(frozen=True)
+class ImagePrep:
+    """How a decoded image becomes model input: square ``size`` px, after ``resize`` + centre crop if set."""
+
+    size: int
+    resize: int | None = None
+    interpolation: str = "bilinear"
+
+    def apply(self, im: Any) -> Any:
+        """The Pillow image resized (and cropped) to ``size`` x ``size``."""
+        from PIL import Image
+
+        modes = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
+                 "nearest": Image.Resampling.NEAREST}
+        if self.interpolation not in modes:
+            raise InputError(f"unknown interpolation {self.interpolation!r}; known: {', '.join(modes)}")
+        mode = modes[self.interpolation]
+        if self.resize is None:
+            return im.resize((self.size, self.size), mode)
+        w, h = im.size
+        short, long = (w, h) if w <= h else (h, w)
+        new_short, new_long = self.resize, max(1, int(self.resize * long / short))
+        new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
+        im = im.resize((new_w, new_h), mode)
+        if new_w < self.size or new_h < self.size:  # crop larger than the resized image: square resize
+            return im.resize((self.size, self.size), mode)
+        left = int(round((new_w - self.size) / 2.0))
+        top = int(round((new_h - self.size) / 2.0))
+        return im.crop((left, top, left + self.size, top + self.size))
+
+
+def _load_image_folder(root: Path, name: str, prep: ImagePrep, labelled: bool) -> Domain:
     subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     loose = _image_files(root)
     if not subdirs and not loose:
@@ -205,7 +246,7 @@ def _load_image_folder(root: Path, name: str, size: int, labelled: bool) -> Doma
             files += _image_files(d)
         if not files:
             raise InputError(f"{name}: no images found in {root} or its folders")
-    X = _decode_images(files, size)
+    X = decode_images(files, prep)
     y = np.array(labels, dtype=np.int64) if labelled else None
     return Domain(name, X, y, classes, "images", str(root))
 
@@ -256,23 +297,24 @@ def open_image(path: Path) -> Iterator[Any]:
         raise InputError(f"cannot read image {path}: {exc.__class__.__name__}: {exc}") from exc
 
 
-def _decode_images(files: list[Path], size: int) -> np.ndarray:
-    """Decode every file once, resizing as it goes (memory stays at the output size).
+def decode_images(files: list[Path], prep: ImagePrep | int) -> np.ndarray:
+    """Decode every file once into uint8 ``N x C x S x S`` (memory stays at the output size).
 
     Greyscale images are kept as one channel; if any image is colour, every image becomes RGB
-    (a greyscale image's channel repeated, as Pillow's ``convert("RGB")`` does).
+    (a greyscale image's channel repeated, as Pillow's ``convert("RGB")`` does). The three-channel
+    buffer is allocated once; an all-grey set is cut to its first channel at the end.
     """
-    from PIL import Image
-
-    X = np.empty((len(files), 3, size, size), dtype=np.float32)
+    if isinstance(prep, int):
+        prep = ImagePrep(prep)
+    size = prep.size
+    X = np.empty((len(files), 3, size, size), dtype=np.uint8)
     grey = np.ones(len(files), dtype=bool)
     for i, f in enumerate(files):
         with open_image(f) as im:
             im.load()
             grey[i] = im.mode in GREY_MODES
-            pixels = _to_8bit(im).convert("L" if grey[i] else "RGB")
-            pixels = pixels.resize((size, size), Image.Resampling.BILINEAR)
-        arr = np.asarray(pixels, dtype=np.float32) / 255.0
+            pixels = prep.apply(_to_8bit(im).convert("L" if grey[i] else "RGB"))
+        arr = np.asarray(pixels, dtype=np.uint8)
         X[i] = arr[None] if grey[i] else arr.transpose(2, 0, 1)
     return X[:, :1].copy() if grey.all() else X
 

@@ -9,6 +9,11 @@ Deeper prefixes are built from the deepest shallower prefix already cached, so a
 every depth costs one forward pass in total. With a ``root`` directory the tensors are also
 stored on disk (``.pt``, loaded with ``weights_only=True``) and survive the process.
 Trade-off: cached activations are fixed, so no data augmentation can pass through frozen blocks.
+
+Inputs may be uint8 images (the loaders keep decoded files that way): they are converted to float
+per batch, never as a whole. The prefix runs under the same mixed precision as training
+(``advisor.device.autocast``: bf16 on CUDA), so a cached and an uncached trial see the same
+activations on the GPU too; the stored tensors are float32.
 """
 
 from __future__ import annotations
@@ -74,7 +79,20 @@ def backbone_fingerprint(backbone: Backbone) -> str:
 
 
 def as_tensor(X: np.ndarray) -> torch.Tensor:
-    """Domain-convention inputs as a float32 CPU tensor (no copy when already float32)."""
+    """Domain-convention inputs as a float32 CPU tensor (no copy when already float32).
+
+    uint8 images are divided by 255 (a float32 copy of the whole array: for batches, prefer
+    ``stored_tensor`` and ``advisor.device.to_float`` per batch).
+    """
+    if X.dtype == np.uint8:
+        return torch.from_numpy(np.ascontiguousarray(X)).float().div_(255.0)
+    return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+
+
+def stored_tensor(X: np.ndarray) -> torch.Tensor:
+    """Domain-convention inputs as a CPU tensor without conversion: uint8 stays uint8 (no copy)."""
+    if X.dtype == np.uint8:
+        return torch.from_numpy(np.ascontiguousarray(X))
     return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
 
 
@@ -134,7 +152,7 @@ class FeatureCache:
             return hit
         self.misses += 1
         start = 0
-        x = as_tensor(domain.X)
+        x = stored_tensor(domain.X)
         for j in range(k - 1, 0, -1):  # resume from the deepest cached shallower prefix
             t = self._lookup((fingerprints(backbone)[j], key[1], j))
             if t is not None:
@@ -145,19 +163,29 @@ class FeatureCache:
         return out
 
     def _run(self, backbone: Backbone, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-        """``blocks[start:stop]`` in eval mode without gradients, batched, on ``self.device``."""
+        """``blocks[start:stop]`` in eval mode without gradients, batched, on ``self.device``.
+
+        Batches are converted to float on the device (uint8 travels as uint8) and run under the
+        training's mixed precision (``autocast``) with its memory layout (``prepare_model``).
+        """
+        from advisor.device import autocast, channels_last, prepare_model, to_device_batch
+
         model = backbone
         on = next(backbone.parameters()).device
         if torch.device(self.device) != on:
-            model = copy.deepcopy(backbone).to(self.device)  # never move the caller's object
+            model = copy.deepcopy(backbone)  # never move the caller's object
+        prepare_model(model, self.device)
+        last = channels_last(model)
         was_training = model.training
         model.eval()
         outs = []
         try:
             with torch.no_grad():
                 for i in range(0, max(len(x), 1), self.batch_size):
-                    xb = x[i : i + self.batch_size].to(self.device)
-                    outs.append(model.forward_blocks(xb, start, stop).float().cpu())
+                    xb = to_device_batch(x[i : i + self.batch_size], self.device, last)
+                    with autocast(self.device):
+                        out = model.forward_blocks(xb, start, stop)
+                    outs.append(out.float().contiguous().cpu())
         finally:
             model.train(was_training)
         return torch.cat(outs)

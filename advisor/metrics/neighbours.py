@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from advisor.data.domain import Domain
+from advisor.data.domain import Domain, as_float
 
 KNN_K = 5
 ROW_CHUNK = 1024
@@ -59,7 +59,7 @@ def raw_knn_accuracy(domain: Domain, seed: int = 0) -> float | None:
     idx = np.arange(len(domain))
     if len(idx) > MAX_ROWS:
         idx = np.sort(rng.choice(idx, MAX_ROWS, replace=False))
-    x = np.asarray(domain.X, dtype=np.float64)[idx].reshape(len(idx), -1)
+    x = as_float(domain.X[idx]).astype(np.float64).reshape(len(idx), -1)  # uint8 images in [0, 1]
     mean, sd = x.mean(0), x.std(0)
     x = (x - mean) / np.where(sd <= 1e-6 * (1.0 + np.abs(mean)), 1.0, sd)  # constant columns: scale 1
     if x.shape[1] > MAX_DIM:

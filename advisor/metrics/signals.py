@@ -49,8 +49,10 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def _table(domain: Domain) -> np.ndarray:
-    """A domain's inputs as an N x D float array, exactly as stored (images flattened)."""
-    return np.asarray(domain.X).reshape(len(domain), -1)
+    """A domain's inputs as an N x D float array, as stored (images flattened; uint8 images in [0, 1])."""
+    from advisor.data.domain import as_float
+
+    return as_float(domain.X).reshape(len(domain), -1)
 
 
 def metric_inputs(

@@ -298,31 +298,47 @@ def pretrain_source(
 
 
 def _train(source: Domain, spec: ModelSpec, settings: PretrainSettings, seed: int, device: str) -> Backbone:
+    """Plain supervised training; the device path of ``advisor.search.training`` (no host wait per step).
+
+    Inputs stay as stored (uint8 images too) and move to the device once; each batch is
+    converted there. Permutations are drawn on the device, the loss runs under mixed precision
+    (``autocast``) and is checked for NaN once per epoch.
+    """
+    from advisor.device import autocast, channels_last, grad_scaler, prepare_model, to_device_batch
+    from advisor.features.cache import as_tensor, stored_tensor
+
     torch.manual_seed(seed)
     backbone = build(spec, source.num_classes, seed=seed)
     backbone.source_classes = source.classes
-    X = torch.from_numpy(np.ascontiguousarray(source.X, dtype=np.float32))
+    X = stored_tensor(source.X)
     y = torch.from_numpy(np.asarray(source.y, dtype=np.int64))
     for module in backbone.modules():
         if isinstance(module, Standardize):
-            module.set_stats(X)
+            module.set_stats(as_tensor(source.X))
             break
-    backbone.to(device).train()
+    prepare_model(backbone, device).train()
+    last = channels_last(backbone)
+    X, y = X.to(device), y.to(device)
     opt = torch.optim.Adam(backbone.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    scaler = grad_scaler(device)
     loss_fn = nn.CrossEntropyLoss()
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device=torch.device(device)).manual_seed(seed)
     n = len(X)
-    for _ in range(settings.epochs):
-        order = torch.randperm(n, generator=gen)
+    for epoch in range(1, settings.epochs + 1):
+        order = torch.randperm(n, generator=gen, device=torch.device(device))
+        loss_sum = torch.zeros((), device=device)
         for start in range(0, n, settings.batch_size):
             idx = order[start : start + settings.batch_size]
             if len(idx) < 2 and n > 1:
                 continue  # batch norm cannot train on a single sample
-            xb, yb = X[idx].to(device), y[idx].to(device)
+            xb, yb = to_device_batch(X[idx], device, last), y[idx]
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(backbone(xb), yb)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"pretraining on {source.name} diverged (loss {loss.item()})")
-            loss.backward()
-            opt.step()
-    return backbone.cpu().eval()
+            with autocast(device):
+                loss = loss_fn(backbone(xb).float(), yb)
+            loss_sum = loss_sum + loss.detach()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        if not torch.isfinite(loss_sum):  # one host sync per epoch
+            raise TrainingDiverged(f"pretraining on {source.name} diverged (loss {float(loss_sum)} in epoch {epoch})")
+    return backbone.cpu().to(memory_format=torch.contiguous_format).eval()

@@ -4,15 +4,28 @@
 ``task.backbone.with_new_head(task.num_classes, seed)``) with ``blocks[:config.freeze]``
 frozen. It owns everything strategies have in common: seeded shuffling, the optimiser,
 mixed precision on CUDA, the per-epoch validation score and ``report`` call, NaN detection,
-and keeping the best epoch. A strategy adds only what defines it, through ``TrainConfig``:
+augmentation of raw images, and keeping the best epoch. A strategy adds only what defines it, through ``TrainConfig``:
 labelled source batches (optionally importance-weighted), unlabelled target batches, an
 extra loss term (alignment, regularisers), per-block parameter groups and an epoch hook.
 
 Frozen prefix. With ``use_cache`` (the default) the outputs of the frozen ``blocks[:k]``
 come from ``task.cache`` (an ``advisor.features.cache.FeatureCache``): the frozen blocks run once
 per domain, not once per epoch and trial. The trade-off is that inputs are fixed: no data
-augmentation can pass through cached blocks (the engine does none). ``use_cache=False``
-runs the frozen blocks on every batch instead and gives the same model for the same seed.
+augmentation can pass through cached blocks. ``use_cache=False`` runs the frozen blocks on every
+batch instead and, without augmentation, gives the same model for the same seed.
+
+Augmentation. Trials that train on raw images (no cached prefix) take the standard fine-tuning
+recipe, a random resized crop (area 8-100%, aspect 3/4-4/3, resized back to the input size) and a
+horizontal flip, drawn per image on the device (``augment_batch``). ``TrainConfig.augment``:
+``None`` (default) turns it on for raw images of at least ``AUGMENT_MIN_SIDE`` px (photos; small
+digit-like arrays, where a flip or a crop can change the class, are left alone), ``True`` for raw
+images of any size, ``False`` never. ``FitResult.info["augmentation"]`` says what was done.
+
+Device. Inputs are kept as stored (uint8 images stay uint8) and moved to the device once per fit;
+each batch is converted to float there. Index permutations are drawn on the device, validation
+data lives there, the loss is checked for NaN once per epoch (a running sum on the device, not a
+host sync every step), and the model runs channels-last with ``cudnn.benchmark`` on CUDA
+(``advisor.device.prepare_model``).
 
 One epoch is one pass over the labelled target train split. Source and unlabelled batches
 (same batch size) are drawn alongside from their own seeded permutations, always full (a pass
@@ -47,14 +60,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from advisor.data.domain import Domain
-from advisor.device import autocast, grad_scaler
+from advisor.device import autocast, channels_last, grad_scaler, prepare_model, to_device_batch, to_float
 from advisor.errors import InputError, TrainingDiverged
-from advisor.features.cache import FeatureCache, as_tensor
+from advisor.features.cache import FeatureCache, stored_tensor
 from advisor.models.backbone import Backbone
 from advisor.plugin.contracts import FitResult, ReportFn, Strategy, TransferTask, freeze_range
 from advisor.search.scoring import score
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+#: Automatic augmentation (``TrainConfig.augment=None``) needs images at least this many px a side.
+AUGMENT_MIN_SIDE = 64
+#: The random resized crop's range of area fractions and of aspect ratios (torchvision's defaults).
+AUGMENT_SCALE = (0.08, 1.0)
+AUGMENT_RATIO = (3.0 / 4.0, 4.0 / 3.0)
+AUGMENT_RECIPE = "random resized crop (area 8-100%, aspect 3/4-4/3) + horizontal flip"
 
 
 @dataclass
@@ -99,6 +118,8 @@ class TrainConfig:
       (``StepBatch.extra_target_features``; their labels are not used).
     - ``train_rows``: the target rows one epoch covered in the search; a retrain (no validation
       split) trains ``ceil(train_rows / batch_size)`` steps per epoch (see the module docstring).
+    - ``augment``: random resized crop + flip on raw image batches (``None``: automatic, see the
+      module docstring); never with a cached prefix.
     """
 
     epochs: int
@@ -120,6 +141,7 @@ class TrainConfig:
     dropout: float = 0.0
     align_rows: int = 0
     train_rows: int | None = None
+    augment: bool | None = None
     name: str = "strategy"
     info: dict[str, Any] = field(default_factory=dict)  # copied into FitResult.info
 
@@ -155,6 +177,7 @@ def config_from_params(task: TransferTask, params: dict[str, Any], strategy: Str
         "batch_size": int(params.get("batch_size", default_batch_size(task))),
         "use_cache": bool(params.get("use_cache", True)),
         "train_rows": None if rows is None else int(rows),
+        "augment": None if params.get("augment") is None else bool(params["augment"]),
         "name": name,
     }
     return TrainConfig(**{**fields, **extra})
@@ -169,37 +192,84 @@ class _Stream:
     drawn alongside are always full, and rows repeat within one only when ``m > n``.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+    def __init__(self, n: int, batch_size: int, seed: int, device: str | torch.device = "cpu") -> None:
         self.n, self.bs = n, batch_size
-        self.gen = torch.Generator().manual_seed(seed)
+        self.device = torch.device(device)
+        # On CUDA the permutations are drawn by a CUDA generator: indices never cross from the host.
+        self.gen = torch.Generator(device=self.device).manual_seed(seed)
         self._it: Iterator[torch.Tensor] = iter(())
-        self._rest = torch.empty(0, dtype=torch.long)
+        self._rest = torch.empty(0, dtype=torch.long, device=self.device)
+
+    def _perm(self) -> torch.Tensor:
+        return torch.randperm(self.n, generator=self.gen, device=self.device)
 
     def next(self) -> torch.Tensor:
         try:
             return next(self._it)
         except StopIteration:
-            self._it = iter(torch.randperm(self.n, generator=self.gen).split(self.bs))
+            self._it = iter(self._perm().split(self.bs))
             return next(self._it)
 
     def take(self, m: int) -> torch.Tensor:
         parts, have = [], 0
         while have < m:
             if len(self._rest) == 0:
-                self._rest = torch.randperm(self.n, generator=self.gen)
+                self._rest = self._perm()
             piece = self._rest[: m - have]
             self._rest = self._rest[len(piece):]
             parts.append(piece)
             have += len(piece)
-        return torch.cat(parts) if parts else torch.empty(0, dtype=torch.long)
+        return torch.cat(parts) if parts else torch.empty(0, dtype=torch.long, device=self.device)
+
+
+def augment_batch(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """A random resized crop and a horizontal flip per image of a float ``N x C x H x W`` batch.
+
+    Each image gets its own crop box (area ``AUGMENT_SCALE``, aspect ``AUGMENT_RATIO``, anywhere
+    inside the image) resized back to ``H x W`` with bilinear sampling, and is mirrored with
+    probability 1/2; all drawn by ``gen`` on ``x``'s device and applied in one ``grid_sample``.
+    """
+    n = x.shape[0]
+    if n == 0:
+        return x
+    u = torch.rand(5, n, generator=gen, device=x.device)
+    lo, hi = AUGMENT_SCALE
+    area = lo + (hi - lo) * u[0]
+    log_r = math.log(AUGMENT_RATIO[0]) + (math.log(AUGMENT_RATIO[1]) - math.log(AUGMENT_RATIO[0])) * u[1]
+    ratio = torch.exp(log_r)
+    w = torch.sqrt(area * ratio).clamp(max=1.0)  # box width and height as fractions of the image
+    h = torch.sqrt(area / ratio).clamp(max=1.0)
+    cx = (2 * u[2] - 1) * (1 - w)  # box centre in [-1, 1] coordinates, box inside the image
+    cy = (2 * u[3] - 1) * (1 - h)
+    flip = torch.where(u[4] < 0.5, -1.0, 1.0)
+    theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
+    theta[:, 0, 0] = (w * flip).to(x.dtype)
+    theta[:, 0, 2] = cx.to(x.dtype)
+    theta[:, 1, 1] = h.to(x.dtype)
+    theta[:, 1, 2] = cy.to(x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def augmentation_plan(cfg: TrainConfig, x: torch.Tensor, cached: bool) -> tuple[bool, str]:
+    """Whether a fit augments its batches, and the sentence ``FitResult.info`` says about it."""
+    if x.dim() != 4:
+        return False, "off (feature table)"
+    if cfg.augment is False:
+        return False, "off (turned off)"
+    if cached:
+        return False, "off (cached frozen prefix: its features were computed once from un-augmented images)"
+    if cfg.augment is None and min(x.shape[-2:]) < AUGMENT_MIN_SIDE:
+        return False, f"off (images under {AUGMENT_MIN_SIDE} px)"
+    return True, AUGMENT_RECIPE
 
 
 def _inputs(task: TransferTask, model: Backbone, domain: Domain, k: int, use_cache: bool) -> torch.Tensor:
-    """The tensor the trainable part starts from: cached ``blocks[:k]`` output, or raw X."""
+    """The tensor the trainable part starts from: cached ``blocks[:k]`` output, or raw X as stored."""
     if use_cache and k > 0:
         cache = task.cache if task.cache is not None else FeatureCache(device=task.device)
         return cache.prefix(model, domain, k)
-    return as_tensor(domain.X)
+    return stored_tensor(domain.X)
 
 
 def _make_optimizer(cfg: TrainConfig, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
@@ -228,16 +298,19 @@ def _forward(model: Backbone, x: torch.Tensor, k: int, cached: bool) -> torch.Te
 
 def _predict_from(model: Backbone, x: torch.Tensor, k: int, cached: bool, device: str,
                   batch_size: int) -> np.ndarray:
+    """Predicted class ids on ``x`` (already on the device); one copy to the host at the end."""
     was = model.training
     model.eval()
+    last = channels_last(model)
     out = []
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
+            xb = to_device_batch(x[i : i + batch_size], device, last)
             with autocast(device):
-                logits = model.head(_forward(model, x[i : i + batch_size].to(device), k, cached))
-            out.append(logits.float().argmax(1).cpu())
+                logits = model.head(_forward(model, xb, k, cached))
+            out.append(logits.argmax(1))
     model.train(was)
-    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
+    return torch.cat(out).cpu().numpy() if out else np.zeros(0, dtype=np.int64)
 
 
 def train(task: TransferTask, model: Backbone, cfg: TrainConfig, report: ReportFn | None) -> FitResult:
@@ -257,13 +330,14 @@ def train(task: TransferTask, model: Backbone, cfg: TrainConfig, report: ReportF
     torch.manual_seed(seed)  # dropout and anything else drawing from the global generator
     cached = cfg.use_cache and k > 0
     model.freeze(k)
-    model.to(device)
+    prepare_model(model, device)
+    last = channels_last(model)
 
     x_t = _inputs(task, model, task.target_train, k, cfg.use_cache).to(device)
     y_t = torch.as_tensor(task.target_train.y, dtype=torch.long, device=device)
     x_v = None
-    if task.target_val is not None:
-        x_v = _inputs(task, model, task.target_val, k, cfg.use_cache)
+    if task.target_val is not None:  # moved to the device once, not every epoch
+        x_v = _inputs(task, model, task.target_val, k, cfg.use_cache).to(device)
     x_s = y_s = w_s = None
     if cfg.source is not None:
         if cfg.source.y is None:
@@ -300,13 +374,16 @@ def train(task: TransferTask, model: Backbone, cfg: TrainConfig, report: ReportF
     retrain = task.target_val is None and cfg.train_rows is not None and cfg.train_rows > 0
     if retrain:  # as many optimiser steps per epoch as the search took (module docstring)
         steps_per_epoch = math.ceil(int(cfg.train_rows) / bs)
-    t_stream = _Stream(len(x_t), bs, seed)
-    s_stream = _Stream(len(x_s), bs, seed + 1) if x_s is not None else None
-    u_stream = _Stream(len(x_u), bs, seed + 2) if x_u is not None else None
+    t_stream = _Stream(len(x_t), bs, seed, device)
+    s_stream = _Stream(len(x_s), bs, seed + 1, device) if x_s is not None else None
+    u_stream = _Stream(len(x_u), bs, seed + 2, device) if x_u is not None else None
     s_rows = max(bs, align)
-    # the rows that top the target side of an alignment step up to ``align`` (train, then unlabelled)
-    pool = (torch.cat([x_t, x_u]) if x_u is not None else x_t) if align else None
-    p_stream = _Stream(len(pool), bs, seed + 3) if pool is not None else None
+    # the rows that top the target side of an alignment step up to ``align`` (train, then unlabelled),
+    # gathered from both tensors by index (no joined copy of the inputs)
+    n_pool = len(x_t) + (len(x_u) if x_u is not None else 0)
+    p_stream = _Stream(n_pool, bs, seed + 3, device) if align else None
+    augment, augment_note = augmentation_plan(cfg, x_t, cached)
+    aug_gen = torch.Generator(device=torch.device(device)).manual_seed(seed + 4) if augment else None
 
     history: list[float] = []
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None
@@ -315,21 +392,27 @@ def train(task: TransferTask, model: Backbone, cfg: TrainConfig, report: ReportF
         if cfg.on_epoch_start is not None:
             cfg.on_epoch_start(model, epoch)
         model.train()
+        loss_sum = torch.zeros((), device=device)  # checked once per epoch: no host sync per step
         for _ in range(steps_per_epoch):
-            idx_t = (t_stream.take(bs) if retrain else t_stream.next()).to(device)
-            parts = [x_t[idx_t]]
-            idx_s = s_stream.take(s_rows).to(device) if s_stream is not None else None
-            idx_u = u_stream.take(bs).to(device) if u_stream is not None else None
+            idx_t = t_stream.take(bs) if retrain else t_stream.next()
+            parts = [to_float(x_t[idx_t])]
+            idx_s = s_stream.take(s_rows) if s_stream is not None else None
+            idx_u = u_stream.take(bs) if u_stream is not None else None
             if idx_s is not None:
-                parts.append(x_s[idx_s])
+                parts.append(to_float(x_s[idx_s]))
             if idx_u is not None:
-                parts.append(x_u[idx_u])
+                parts.append(to_float(x_u[idx_u]))
             top_up = align - len(idx_t) - (len(idx_u) if idx_u is not None else 0)
             if p_stream is not None and top_up > 0:
-                parts.append(pool[p_stream.take(top_up).to(device)])
+                parts.append(_gather(x_t, x_u, p_stream.take(top_up)))
             sizes = [len(p) for p in parts]
+            xb = torch.cat(parts)
+            if aug_gen is not None:
+                xb = augment_batch(xb, aug_gen)
+            if last and xb.dim() == 4:
+                xb = xb.contiguous(memory_format=torch.channels_last)
             with autocast(device):
-                f_split = list(_forward(model, torch.cat(parts), k, cached).split(sizes))
+                f_split = list(_forward(model, xb, k, cached).split(sizes))
                 f_t = f_split[0]
                 logits_t = model.head(F.dropout(f_t, cfg.dropout) if cfg.dropout > 0 else f_t)
                 yb = y_t[idx_t]
@@ -354,16 +437,17 @@ def train(task: TransferTask, model: Backbone, cfg: TrainConfig, report: ReportF
             if align:
                 seen = min(sum(sizes[1:2]) if idx_s is not None else 0, sizes[0] + sum(sizes[2:]))
                 align_seen = seen if align_seen is None else min(align_seen, seen)
-            if not torch.isfinite(loss.detach()):
-                raise TrainingDiverged(
-                    f"{cfg.name}: the training loss became {float(loss.detach())} in epoch {epoch} "
-                    f"(learning rate {cfg.lr:g}); try a smaller learning rate or transfer strength"
-                )
+            loss_sum = loss_sum + loss.detach().float()
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
             steps += 1
+        if not torch.isfinite(loss_sum):  # the one host sync of the epoch's training steps
+            raise TrainingDiverged(
+                f"{cfg.name}: the training loss became {float(loss_sum)} in epoch {epoch} "
+                f"(learning rate {cfg.lr:g}); try a smaller learning rate or transfer strength"
+            )
         if x_v is None:
             continue
         pred = _predict_from(model, x_v, k, cached, device, 4 * bs)
@@ -375,7 +459,7 @@ def train(task: TransferTask, model: Backbone, cfg: TrainConfig, report: ReportF
             report(epoch, val)
 
     info = dict(cfg.info)
-    info.update({"freeze": k, "cached_prefix": cached, "steps": steps})
+    info.update({"freeze": k, "cached_prefix": cached, "steps": steps, "augmentation": augment_note})
     if x_s is not None:
         info["target_share"] = alpha
     if retrain:
@@ -398,14 +482,16 @@ def predict_proba(model: nn.Module, X: np.ndarray, device: str = "cpu", batch_si
     """Class probabilities (``N x C``) of ``model`` on Domain-convention inputs ``X``."""
     was = model.training
     model.eval()
-    model.to(device)
-    x = as_tensor(X)
+    prepare_model(model, device)
+    last = channels_last(model)
+    x = stored_tensor(X)  # uint8 images are converted per batch
     out = []
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
             with autocast(device):
-                logits = model(x[i : i + batch_size].to(device))
-            out.append(torch.softmax(logits.float(), 1).cpu())
+                logits = model(to_device_batch(x[i : i + batch_size], device, last))
+            out.append(torch.softmax(logits.float(), 1))
+    out = [torch.cat(out).cpu()] if out else []
     model.train(was)
     if not out:
         return np.zeros((0, 0), dtype=np.float32)
@@ -416,6 +502,18 @@ def predict(model: nn.Module, X: np.ndarray, device: str = "cpu", batch_size: in
     """Predicted class ids of ``model`` on Domain-convention inputs ``X``."""
     proba = predict_proba(model, X, device, batch_size)
     return proba.argmax(1) if len(proba) else np.zeros(0, dtype=np.int64)
+
+
+def _gather(x_t: torch.Tensor, x_u: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor:
+    """Rows ``idx`` of train-then-unlabelled as floats, without joining the two tensors."""
+    if x_u is None:
+        return to_float(x_t[idx])
+    n_t = len(x_t)
+    in_t = idx < n_t
+    out = torch.empty((len(idx), *x_t.shape[1:]), dtype=torch.float32, device=x_t.device)
+    out[in_t] = to_float(x_t[idx[in_t]])
+    out[~in_t] = to_float(x_u[idx[~in_t] - n_t])
+    return out
 
 
 def copy_backbone(model: Backbone) -> Backbone:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from advisor.data.domain import Domain
+from advisor.data.domain import Domain, as_float
 from advisor.data.loaders import check_compatible, encode_labels, load_domain, match_channels
 from advisor.errors import InputError
 
@@ -28,7 +28,8 @@ def test_image_folder_decodes_resizes_and_names_classes(tmp_path, make_digits_fo
     d = load_domain(root, name="target", image_size=16)
     assert d.kind == "images"
     assert d.X.shape == (18, 1, 16, 16)  # all greyscale -> one channel
-    assert d.X.dtype == np.float32 and 0.0 <= d.X.min() and d.X.max() <= 1.0 and d.X.max() > 0.5
+    # kept as uint8 (a quarter of float32's memory); converted to [0, 1] per batch
+    assert d.X.dtype == np.uint8 and d.X.max() > 127
     assert d.classes == ("digit1", "digit3", "digit7")
     assert d.class_counts() == {"digit1": 6, "digit3": 6, "digit7": 6}
 
@@ -275,6 +276,7 @@ def test_mixed_grey_and_colour_folder_becomes_rgb(tmp_path):
     Image.fromarray((np.zeros((4, 4, 3)) + [255, 0, 0]).astype(np.uint8), "RGB").save(tmp_path / "b" / "red.png")
     d = load_domain(tmp_path, name="t", image_size=4)
     assert d.X.shape == (3, 3, 4, 4)
+    d = Domain(d.name, as_float(d.X), d.y, d.classes, d.kind)  # stored as uint8
     np.testing.assert_allclose(d.X[1], 200 / 255, rtol=1e-5)  # files sort: deep, g, red
     np.testing.assert_allclose(d.X[0], 51 / 255, atol=1 / 255)
     np.testing.assert_allclose(d.X[2, 0], 1.0)

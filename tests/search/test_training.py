@@ -224,3 +224,99 @@ def test_side_streams_give_full_batches():
     rows = torch.cat(draws)
     assert sorted(rows[:10].tolist()) == list(range(10)) and sorted(rows[10:].tolist()) == list(range(10))
     assert len(s.take(25)) == 25  # more than one pass: rows repeat
+
+
+# --------------------------------------------------------------------------- images: uint8, augmentation, AMP
+
+
+def _image_task(side: int, n: int = 24, dtype: type = np.uint8, seed: int = 0) -> TransferTask:
+    """Two-class images (bright left half vs bright right half) stored as uint8 or float32 in [0, 1]."""
+    rng = np.random.default_rng(seed)
+
+    def domain(name: str, rows: int) -> Domain:
+        y = np.arange(rows) % 2
+        X = rng.integers(0, 60, size=(rows, 1, side, side)).astype(np.uint8)
+        for i, c in enumerate(y):
+            X[i, :, :, : side // 2] += 150 if c == 0 else 0
+            X[i, :, :, side // 2 :] += 150 if c == 1 else 0
+        if dtype is not np.uint8:
+            X = X.astype(np.float32) / 255.0
+        return Domain(name, X, y, ("left", "right"), "images")
+
+    spec = ModelSpec("cnn", "images", (1, side, side), {"width": 4})
+    return TransferTask(source=None, target_train=domain("t", n), target_val=domain("v", n // 2),
+                        backbone=build(spec, 2, seed=0), cache=FeatureCache(), max_epochs=2, batch_size=8)
+
+
+@pytest.mark.parametrize("k", [0, 2])
+def test_uint8_images_train_as_their_float_copy(k):
+    models = []
+    for dtype in (np.uint8, np.float32):
+        t = _image_task(16, dtype=dtype)
+        cfg = TrainConfig(epochs=2, lr=1e-2, freeze=k)
+        res = train(t, t.backbone.with_new_head(2, seed=1), cfg, None)
+        models.append(res)
+    a, b = (_state(r.model) for r in models)
+    for name in a:
+        assert torch.allclose(a[name], b[name], atol=1e-5), name
+    assert np.array_equal(models[0].val_pred, models[1].val_pred)
+    t = _image_task(16)
+    assert np.allclose(predict_proba(models[0].model, t.target_val.X),
+                       predict_proba(models[0].model, t.target_val.X.astype(np.float32) / 255), atol=1e-6)
+
+
+def test_augment_batch_crops_flips_and_is_seeded():
+    from advisor.search.training import augment_batch
+
+    x = torch.rand(6, 3, 32, 32)
+    a = augment_batch(x, torch.Generator().manual_seed(0))
+    b = augment_batch(x, torch.Generator().manual_seed(0))
+    assert a.shape == x.shape and torch.equal(a, b)
+    assert not torch.allclose(a, x, atol=1e-3)  # every image is re-cropped
+    flat = torch.full((2, 1, 16, 16), 0.25)
+    assert torch.allclose(augment_batch(flat, torch.Generator().manual_seed(1)), flat)  # no border artefacts
+    ramp = torch.linspace(0, 1, 16).expand(1, 1, 16, 16).repeat(64, 1, 1, 1)  # left dark, right bright
+    out = augment_batch(ramp, torch.Generator().manual_seed(2))
+    left_brighter = (out[..., :8].mean((1, 2, 3)) > out[..., 8:].mean((1, 2, 3))).float().mean()
+    assert 0.3 < float(left_brighter) < 0.7  # about half the images are mirrored
+
+
+def test_augmentation_on_raw_photos_off_with_a_cached_prefix():
+    t = _image_task(64, n=16)
+    raw = train(t, t.backbone.with_new_head(2, seed=0), TrainConfig(epochs=1, freeze=0), None)
+    assert raw.info["augmentation"].startswith("random resized crop")
+    cached = train(t, t.backbone.with_new_head(2, seed=0), TrainConfig(epochs=1, freeze=2), None)
+    assert cached.info["augmentation"].startswith("off (cached frozen prefix")
+    off = train(t, t.backbone.with_new_head(2, seed=0), TrainConfig(epochs=1, freeze=0, augment=False), None)
+    assert off.info["augmentation"] == "off (turned off)"
+    assert not all(torch.equal(a, b) for a, b in zip(_state(raw.model).values(), _state(off.model).values(),
+                                                      strict=True))
+    small = _image_task(16)
+    res = train(small, small.backbone.with_new_head(2, seed=0), TrainConfig(epochs=1), None)
+    assert res.info["augmentation"] == "off (images under 64 px)"  # digits: a flip can change the class
+
+
+def test_bf16_autocast_cached_and_uncached_agree_on_cpu(monkeypatch):
+    """The mixed-precision path (bf16 on CUDA) exercised on the CPU: the cached prefix runs under autocast too."""
+    from advisor.device import amp_dtype
+
+    monkeypatch.setenv("TRANSFER_ADVISOR_AMP", "bf16")
+    assert amp_dtype("cpu") == torch.bfloat16
+    t = _image_task(16, n=32)
+    fits = [train(t, t.backbone.with_new_head(2, seed=3), TrainConfig(epochs=3, lr=1e-2, freeze=2, use_cache=c),
+                  None) for c in (True, False)]
+    assert all(np.isfinite(f.history).all() for f in fits)
+    assert np.mean(fits[0].val_pred == fits[1].val_pred) >= 0.9
+    a, b = (_state(f.model) for f in fits)
+    assert all(torch.allclose(a[n].float(), b[n].float(), atol=5e-2) for n in a)
+    monkeypatch.setenv("TRANSFER_ADVISOR_AMP", "off")
+    assert amp_dtype("cpu") is None
+
+
+def test_streams_draw_on_the_given_device():
+    from advisor.search.training import _Stream
+
+    s = _Stream(10, 4, seed=0, device="cpu")
+    old = torch.randperm(10, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(torch.cat([s.next() for _ in range(3)]), old)  # same draws as a host generator
+    assert s.next().device.type == "cpu"
