@@ -1,8 +1,10 @@
-"""End to end in a real headless Chromium: ``advisor ui``, a 1-trial digits-shift search, the recommendation."""
+"""End to end in a real headless Chromium at 1280x720: ``advisor ui``, a 1-trial digits-shift search with its
+progress phases, the recommendation, and a reload of the run's URL (``?run=NAME``)."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -91,32 +93,47 @@ def test_search_digits_shift_in_chromium(tmp_path: Path) -> None:
         with playwright.sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page = browser.new_page(viewport={"width": 1280, "height": 720})
                 page.goto(f"http://127.0.0.1:{port}/", timeout=60_000)
                 page.get_by_role("heading", name="Data").wait_for(timeout=60_000)
                 for label in ("Data", "Similarity", "Search", "Recommendation", "Runs", "Plugins"):
                     page.get_by_role("link", name=label, exact=True).wait_for(timeout=10_000)
                 page.get_by_role("link", name="Search", exact=True).click()
                 page.get_by_role("button", name="Start search").wait_for(timeout=30_000)
-                trials = page.get_by_label("Trials per strategy")
+                trials = page.get_by_label("Trials per strategy", exact=True)
                 trials.fill("1")
                 trials.press("Enter")
                 page.wait_for_timeout(1000)
                 page.get_by_role("button", name="Start search").click()
                 page.get_by_text("Running").first.wait_for(timeout=30_000)
+                start = page.get_by_role("button", name="Start search", include_hidden=True)
+                assert start.is_disabled(timeout=10_000)  # no second start while the run is active
+                phase = page.get_by_text(re.compile(r"(Quick advice|Trials \d+/\d+|Seed repeats|Test retrains)"))
+                phase.first.wait_for(timeout=60_000)
                 done = page.get_by_text("Recommended strategy:").or_(page.get_by_text("Failed", exact=True))
                 done.first.wait_for(timeout=SEARCH_TIMEOUT_S * 1000)
                 failed = page.get_by_text("Failed", exact=True)
                 if failed.count():
                     errors = page.locator("[data-testid='stAlertContentError']").all_inner_texts()
                     pytest.fail(f"the search failed: {errors}")
-                page.get_by_role("link", name="Recommendation", exact=True).click()
+                page.get_by_text("Finished").first.wait_for(timeout=10_000)
+                page.get_by_role("link", name="Open the full recommendation").click()
                 heading = page.get_by_role("heading", name="Recommended strategy:")
                 heading.wait_for(timeout=30_000)
                 assert heading.inner_text().split(":", 1)[1].strip()
+                page.wait_for_url(re.compile(r"recommendation\?run=ui-digits-shift-"), timeout=10_000)
+                url = page.url
                 page.get_by_text("Download report.json").wait_for(timeout=10_000)
-                page.wait_for_timeout(1500)  # let the plotly chart draw
+                page.wait_for_timeout(1500)  # let the plotly charts draw
                 page.screenshot(path=str(shot), full_page=True)
+                assert page.locator(".js-plotly-plot").count() >= 2  # the gain and the validation scores
+                page.reload()  # the URL alone brings the report back
+                page.get_by_role("heading", name="Recommended strategy:").wait_for(timeout=60_000)
+                assert page.url == url
+                page.get_by_role("link", name="Runs", exact=True).click()
+                opener = page.get_by_role("button", name="Open its report")
+                opener.wait_for(timeout=30_000)
+                assert opener.is_enabled()  # the run's report exists and the Runs page knows it
             finally:
                 browser.close()
     finally:
