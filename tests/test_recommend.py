@@ -66,6 +66,7 @@ def test_a_raising_strategy_fails_its_trials_and_the_run_goes_on(tmp_path):
     class Broken:
         name = "broken"
         family = "model"
+        role = "transfer"
         description = "always raises"
         needs = Needs()
 

@@ -36,6 +36,12 @@ MAX_CONSECUTIVE_FAILURES = 3
 #: rest of this invocation.
 MAX_REDRAWS = 10
 BUDGET_ATTR = "budget"
+#: Racing: every strategy gets this many finished trials before any can be dropped.
+RACE_FIRST_ROUND = 3
+#: The smallest validation-score lead that drops a strategy (on top of two validation samples).
+RACE_MIN_MARGIN = 0.02
+#: Study attribute ``{"after_trials": k, "reason": ...}`` once racing has stopped the strategy.
+STOPPED_ATTR = "stopped"
 #: Optuna's own mark of a retried trial (``RetryFailedTrialCallback``); our re-enqueues use it too.
 FAILED_TRIAL_ATTR = "failed_trial"
 
@@ -335,7 +341,66 @@ class SearchState:
 
     @property
     def done(self) -> bool:
-        return self.failed or finished_trials(self.study) >= self.budget
+        return self.failed or finished_trials(self.study) >= self.budget or stopped(self.study) is not None
+
+
+def stopped(study: Any) -> dict[str, Any] | None:
+    """``{"after_trials", "reason"}`` when racing dropped this strategy, else ``None``."""
+    value = study.user_attrs.get(STOPPED_ATTR)
+    return value if isinstance(value, dict) else None
+
+
+def race_margin(n_val: int) -> float:
+    """How far a strategy's best may trail the leader's and stay in the race.
+
+    Two validation samples (two flipped predictions are within the noise of any comparison on
+    this split) and never less than ``RACE_MIN_MARGIN``.
+    """
+    return max(2.0 / max(n_val, 1), RACE_MIN_MARGIN)
+
+
+def _first_scores(study: Any, k: int) -> list[float]:
+    """Values of the first ``k`` finished trials in trial-number order (pruned ones count, scoreless)."""
+    complete, pruned, _, _ = _states()
+    finished = sorted(study.get_trials(deepcopy=False, states=(complete, pruned)), key=lambda t: t.number)[:k]
+    return [t.value for t in finished if t.state == complete and t.value is not None]
+
+
+def race_decision(states: list[SearchState], target: SearchState, n_val: int) -> dict[str, Any] | None:
+    """Whether racing drops ``target`` now: a deterministic function of every study's finished trials.
+
+    For each k from ``RACE_FIRST_ROUND`` to ``target``'s finished count, once every other strategy
+    has k finished trials (or is done), ``target`` is dropped at the first k where its best over
+    its first k trials trails the leader's best over the leader's first k by more than
+    ``race_margin``. Reference-role strategies are never dropped: a weakly tuned reference would
+    make every transfer look good. Any process that checks reaches the same decision.
+    """
+    if target.strategy.role == "reference" or target.failed:
+        return None
+    margin = race_margin(n_val)
+    others = [s for s in states if s is not target]
+    for k in range(RACE_FIRST_ROUND, min(finished_trials(target.study), target.budget) + 1):
+        if any(not s.done and finished_trials(s.study) < k for s in others):
+            return None  # the first k trials of every strategy are not all in yet
+        mine = _first_scores(target.study, k)
+        if not mine:
+            continue
+        leader, lead = max(((max(v), s.strategy.name) for s in states if (v := _first_scores(s.study, k))),
+                           default=(None, None))
+        if leader is not None and max(mine) < leader - margin:
+            return {"after_trials": k,
+                    "reason": f"after {k} trials its best validation score {max(mine):.3f} trailed "
+                              f"{lead}'s {leader:.3f} by more than {margin:.3f} (two validation samples)"}
+    return None
+
+
+def apply_racing(states: list[SearchState], n_val: int) -> None:
+    """Record racing stops on the studies (read by every process before it asks for a trial)."""
+    for state in states:
+        if stopped(state.study) is None and not state.done:
+            decision = race_decision(states, state, n_val)
+            if decision is not None:
+                state.study.set_user_attr(STOPPED_ATTR, decision)
 
 
 def run_search(
@@ -343,9 +408,11 @@ def run_search(
     task: TransferTask,
     deadline: float | None = None,
     on_trial: Callable[[SearchState, Any], None] | None = None,
+    race: bool = True,
 ) -> bool:
     """Run trials round-robin over ``states`` (in the given order: the quick advice's ranking)
-    until every budget is spent, a deadline passes or a strategy fails 3 times in a row.
+    until every budget is spent, a deadline passes, a strategy fails 3 times in a row, or
+    racing drops it (``race_decision``: out of contention after the first round).
 
     Round-robin shares a ``--timeout`` fairly: every strategy gets its n-th trial before any
     gets its (n+1)-th, and better-ranked strategies go first within a round. Returns True
@@ -356,7 +423,10 @@ def run_search(
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     for state in states:
         start_search(state, task)
+    n_val = len(task.target_val) if task.target_val is not None else 0
     while True:
+        if race:
+            apply_racing(states, n_val)
         active = [s for s in states if not s.done]
         if not active:
             return True
