@@ -22,7 +22,7 @@ import numpy as np
 from advisor import __version__
 from advisor.advice.quick import Advice, quick_advice
 from advisor.errors import InputError
-from advisor.models.inputs import InputRequest, ResolvedInputs, resolve_inputs
+from advisor.models.inputs import InputRequest, ResolvedInputs, input_description, resolve_inputs
 from advisor.plugin.contracts import TransferTask
 from advisor.plugin.registry import Registry, get_registry
 from advisor.runs.files import atomic_write_text, check_export_target, check_writable
@@ -301,6 +301,7 @@ def recommend(
         "score": options.score,
         "inputs": inputs.describe(),
         "model_note": inputs.model_note,
+        "input": input_description(inputs.backbone, inputs.splits.train),
         "expected": inputs.expected,
         "notes": _notes(inputs, options.score),
         "advice": advice.to_json(),

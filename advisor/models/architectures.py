@@ -148,11 +148,19 @@ def _linear(spec: ModelSpec, num_classes: int) -> Backbone:
     return Backbone([block], nn.Linear(d, num_classes), d, spec)
 
 
+def normalisation(spec: ModelSpec) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Input mean and std of a torchvision arch: its weights' (``options["preprocess"]``), else ImageNet's."""
+    prep = spec.options.get("preprocess") or {}
+    mean = tuple(float(v) for v in prep.get("mean", IMAGENET_MEAN))
+    std = tuple(float(v) for v in prep.get("std", IMAGENET_STD))
+    return mean, std
+
+
 def _resnet(spec: ModelSpec, num_classes: int) -> Backbone:
     import torchvision
 
     net = getattr(torchvision.models, spec.arch)(weights=None, num_classes=num_classes)
-    stem_in = ImageInput(3, IMAGENET_MEAN, IMAGENET_STD)
+    stem_in = ImageInput(3, *normalisation(spec))
     if spec.options.get("small_input"):
         net.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
         stem = nn.Sequential(stem_in, net.conv1, net.bn1, net.relu)
@@ -180,7 +188,7 @@ def _staged(spec: ModelSpec, num_classes: int) -> Backbone:
                 groups.append([])
             res = x.shape[-1]
             groups[-1].append(m)
-    groups[0].insert(0, ImageInput(3, IMAGENET_MEAN, IMAGENET_STD))
+    groups[0].insert(0, ImageInput(3, *normalisation(spec)))
     blocks: list[nn.Module] = [nn.Sequential(*g) for g in groups]
     blocks[-1] = nn.Sequential(*groups[-1], net.avgpool)
     head = net.classifier

@@ -10,15 +10,21 @@ works in a fixed order so bad input fails fast and before any training:
 
 Model rules (``--model``):
 
-- a torchvision name (``resnet18``, ...): pretrained weights from ``--weights FILE`` or the
-  torch hub cache; missing weights are an error saying which file to put where;
+- a torchvision name (``resnet18``, ...): pretrained weights from ``--weights FILE``, a
+  torchvision weights name (``--weights DEFAULT``, ``IMAGENET1K_V1``: the hub cache, downloaded
+  when missing and the network allows) or, without ``--weights``, the torch hub cache; missing
+  weights are an error saying which file to put where;
 - a checkpoint path: this project's checkpoint file;
 - ``cnn`` / ``mlp``: pretrained here on the source data, or random when there is none;
 - ``none``: no model (metrics on raw inputs);
 - not given: pretrained here on the source data with the default architecture (``mlp`` for
   tables; ``resnet18`` adapted to small inputs for images; a scenario names its own).
 
-User images are loaded at ``image_size`` (default 32 px, or a checkpoint's own input size).
+Input size and normalisation follow the model: a torchvision architecture takes its weights'
+preprocessing (``advisor.models.sources.weights_preprocess``: resize the shorter side, centre-crop,
+mean and std; e.g. 256 -> 224 px with ImageNet statistics), a checkpoint its stored size and
+preprocessing, anything else ``DEFAULT_IMAGE_SIZE`` (32 px); ``--image-size`` overrides the size
+(a plain square resize). ``input_description`` states what was used (reports, exports).
 """
 
 from __future__ import annotations
@@ -93,6 +99,8 @@ class ModelChoice:
     weights_path: Path | None = None
     checkpoint: Checkpoint | None = None
     explicit: bool = False  # the user (or the scenario) named it
+    preprocess: dict[str, Any] | None = None  # torchvision: the weights' size and normalisation
+    preprocess_note: str = ""
 
 
 @dataclass
@@ -155,6 +163,8 @@ class ResolvedInputs:
         if self.backbone is not None:
             b = self.backbone
             lines.append(f"model: {b.spec.arch}, {b.depth} blocks, {b.feature_dim} features; {self.model_note}")
+            if t.train.kind == "images":
+                lines.append("input: " + input_summary(input_description(b, t.train)))
         else:
             lines.append(f"model: {self.model_note}")
         return lines
@@ -249,19 +259,16 @@ def load_data(req: InputRequest, registry: Any = None) -> LoadedData:
         return LoadedData(data.source, data.target, data.target_unlabeled, choice, name,
                           data.expected or getattr(scenario, "expected", ""))
 
-    size = req.image_size
-    if size is None and choice is not None and choice.checkpoint is not None:
-        if choice.checkpoint.spec.input_kind == "images":
-            size = int(choice.checkpoint.spec.input_shape[-1])
-    size = size or DEFAULT_IMAGE_SIZE
+    size, resize, interp = _image_geometry(choice, req.image_size)
+    geometry = {"image_size": size, "resize": resize, "interpolation": interp}
     source = None
     if req.source is not None:
-        source = load_domain(req.source, name="source", label_column=req.label_column, image_size=size)
-    target = load_domain(req.target, name="target", label_column=req.label_column, image_size=size)
+        source = load_domain(req.source, name="source", label_column=req.label_column, **geometry)
+    target = load_domain(req.target, name="target", label_column=req.label_column, **geometry)
     unlabeled = None
     if req.target_unlabeled is not None:
         unlabeled = load_domain(req.target_unlabeled, name="unlabelled target",
-                                label_column=req.label_column, image_size=size, labelled=False)
+                                label_column=req.label_column, labelled=False, **geometry)
     for other in (source, unlabeled):
         if other is not None:
             check_compatible(other, target)
@@ -279,6 +286,64 @@ def load_data(req: InputRequest, registry: Any = None) -> LoadedData:
         choice = ModelChoice("arch", DEFAULT_TABLE_ARCH if target.kind == "features" else DEFAULT_IMAGE_ARCH)
     _check_model_data(choice, target)
     return LoadedData(source, splits, unlabeled, choice)
+
+
+def _image_geometry(choice: ModelChoice | None, image_size: int | None) -> tuple[int, int | None, str]:
+    """(side, shorter-side resize or None, interpolation) to load images at, from the model (module docstring)."""
+    if choice is not None and choice.kind == "torchvision":
+        from advisor.models.sources import weights_preprocess
+
+        prep, note = weights_preprocess(choice.arch, choice.weights_path)
+        if image_size is not None:
+            note += f"; --image-size {image_size} overrides the size (images resized to {image_size} px square)"
+            prep = {**prep, "crop": int(image_size), "resize": None}
+        choice.preprocess, choice.preprocess_note = prep, note
+        return int(prep["crop"]), prep["resize"], str(prep["interpolation"])
+    if image_size is not None:
+        return int(image_size), None, "bilinear"
+    if choice is not None and choice.checkpoint is not None and choice.checkpoint.spec.input_kind == "images":
+        spec = choice.checkpoint.spec
+        prep = spec.options.get("preprocess") or {}
+        return int(spec.input_shape[-1]), prep.get("resize"), str(prep.get("interpolation", "bilinear"))
+    return DEFAULT_IMAGE_SIZE, None, "bilinear"
+
+
+def input_description(backbone: Backbone | None, domain: Domain) -> dict[str, Any]:
+    """What the model's inputs are: kind and shape, and for images the resize, crop and normalisation.
+
+    For the JSON report, the export metadata and the model card: ``size`` (H, W), ``resize`` (the
+    shorter side before the centre crop, None for a square resize), ``interpolation`` and the
+    ``mean`` / ``std`` the model's first block normalises [0, 1] pixels with.
+    """
+    out: dict[str, Any] = {"kind": domain.kind, "shape": list(domain.input_shape)}
+    if domain.kind != "images":
+        return out
+    out["size"] = list(domain.input_shape[-2:])
+    prep = (backbone.spec.options.get("preprocess") or {}) if backbone is not None else {}
+    out["resize"] = prep.get("resize")
+    out["interpolation"] = prep.get("interpolation", "bilinear")
+    out["mean"] = out["std"] = None
+    if backbone is not None:
+        from advisor.models.architectures import ImageInput
+
+        first = next((m for m in backbone.modules() if isinstance(m, ImageInput)), None)
+        if first is not None:
+            out["mean"] = [round(float(v), 4) for v in first.mean.flatten()]
+            out["std"] = [round(float(v), 4) for v in first.std.flatten()]
+    return out
+
+
+def input_summary(desc: dict[str, Any]) -> str:
+    """One human line of ``input_description``."""
+    if desc.get("kind") != "images":
+        return f"{desc.get('kind')} of shape {desc.get('shape')}"
+    h, w = desc["size"]
+    how = (f"shorter side resized to {desc['resize']}, centre crop" if desc.get("resize")
+           else "resized")
+    text = f"{h}x{w} px ({how}, {desc.get('interpolation', 'bilinear')})"
+    if desc.get("mean") is not None:
+        text += f", normalised with mean {tuple(desc['mean'])} and std {tuple(desc['std'])}"
+    return text
 
 
 def _check_model_data(choice: ModelChoice, target: Domain) -> None:
@@ -330,8 +395,10 @@ def _build_model(data: LoadedData, req: InputRequest) -> tuple[Backbone | None, 
     if choice.kind == "torchvision":
         from advisor.models.sources import torchvision_backbone
 
-        backbone = torchvision_backbone(choice.arch, target.input_shape, choice.weights_path)
-        return backbone, True, f"{choice.arch} with weights from {choice.weights_path}"
+        backbone = torchvision_backbone(choice.arch, target.input_shape, choice.weights_path,
+                                        preprocess=choice.preprocess)
+        note = f"{choice.arch} with weights from {choice.weights_path}"
+        return backbone, True, note + (f"; {choice.preprocess_note}" if choice.preprocess_note else "")
     if choice.kind == "checkpoint":
         from advisor.models.sources import backbone_from_checkpoint
 

@@ -1,9 +1,15 @@
 """The source model as a ``Backbone``: torchvision weights, a checkpoint, or pretrained here.
 
 - ``torchvision_backbone``: a torchvision architecture with weights from a state-dict file
-  (``--weights FILE``) or from the local torch hub cache (never downloaded). The state dict
-  is mapped onto the block-cut model in parameter order (``advisor.models.architectures`` reuses the
-  torchvision submodules in their original order), checking every shape.
+  (``--weights FILE``), from the local torch hub cache (``--model ARCH`` alone: never
+  downloaded), or named as torchvision names them (``--weights DEFAULT``, ``IMAGENET1K_V1``):
+  found in the hub cache (``$TORCH_HOME/hub/checkpoints``) or downloaded there when the network
+  allows. The state dict is mapped onto the block-cut model in parameter order
+  (``advisor.models.architectures`` reuses the torchvision submodules in their original order),
+  checking every shape.
+- ``weights_preprocess``: the input size and normalisation that go with the weights, from
+  torchvision's weights enum (resize, centre crop, mean, std, interpolation) of the entry whose
+  file name matches (``resnet18-f37072fd.pth``), else the architecture's DEFAULT entry, with a note.
 - ``load_checkpoint`` / ``save_checkpoint``: this project's own files (spec, state dict,
   source classes), read with ``torch.load(..., weights_only=True)``.
 - ``pretrain_source``: plain supervised training on the source data when no source model is
@@ -26,7 +32,7 @@ import torch
 from torch import nn
 
 from advisor.data.domain import Domain
-from advisor.errors import InputError, TrainingDiverged
+from advisor.errors import AdvisorFailure, InputError, TrainingDiverged
 from advisor.models.architectures import ARCHS, TORCHVISION_ARCHS, Standardize, build
 from advisor.models.backbone import Backbone, ModelSpec
 
@@ -52,24 +58,122 @@ def imagenet_classes(arch: str) -> tuple[str, ...]:
     return tuple(get_model_weights(arch).DEFAULT.meta["categories"])
 
 
+#: Set to 1 to never download weights (a torchvision weights name must then be in the hub cache).
+OFFLINE_ENV = "TRANSFER_ADVISOR_OFFLINE"
+#: Seconds a download may wait on the network before it is given up.
+DOWNLOAD_TIMEOUT_S = 30
+
+
+def weights_entry(arch: str, name: str) -> Any | None:
+    """torchvision's weights enum entry of ``arch`` called ``name`` (``DEFAULT`` included), else None."""
+    from torchvision.models import get_model_weights
+
+    enum = get_model_weights(arch)
+    if name == "DEFAULT":
+        return enum.DEFAULT
+    return enum.__members__.get(name)
+
+
+def weights_names(arch: str) -> list[str]:
+    """The torchvision weights names ``--weights`` accepts for ``arch``."""
+    from torchvision.models import get_model_weights
+
+    return ["DEFAULT", *(name for name in get_model_weights(arch).__members__ if name != "DEFAULT")]
+
+
+def download_weights(url: str, path: Path) -> Path:
+    """Download ``url`` to ``path`` (hash prefix in the file name checked, as torch.hub does).
+
+    Any network or hash failure is one ``AdvisorFailure`` line (exit 1) saying where to put the
+    file by hand; ``TRANSFER_ADVISOR_OFFLINE=1`` refuses before any network access.
+    """
+    import socket
+
+    where = (f"put {path.name} in {path.parent} (download it from {url} on a machine with a network) "
+             "or pass --weights FILE")
+    if os.environ.get(OFFLINE_ENV, "").strip() not in ("", "0"):
+        raise AdvisorFailure(f"{path.name} is not in the torch hub cache and {OFFLINE_ENV} forbids downloads: {where}")
+    found = re.search(r"-([a-f0-9]+)\.", path.name)
+    saved = socket.getdefaulttimeout()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+        torch.hub.download_url_to_file(url, str(path), hash_prefix=found.group(1) if found else None,
+                                       progress=False)
+    except Exception as exc:  # URLError, timeouts, HTTP errors, a hash mismatch: all mean "no file"
+        reason = str(getattr(exc, "reason", "") or exc).strip().splitlines()
+        raise AdvisorFailure(f"cannot download {url} ({reason[0][:160] if reason else type(exc).__name__}; "
+                             f"no network?): {where}") from exc
+    finally:
+        socket.setdefaulttimeout(saved)
+    return path
+
+
 def weights_file(arch: str, weights: str | Path | None) -> Path:
-    """The weights file to use: ``weights`` if given, else the hub cache; it must exist."""
+    """The weights file to use; it must exist (or be downloadable, for a torchvision weights name).
+
+    ``weights`` is a file path, a torchvision weights name (``DEFAULT``, ``IMAGENET1K_V1``: the hub
+    cache, downloaded when missing and the network allows), or None (the DEFAULT file in the hub
+    cache; never downloaded: the message says to pass ``--weights DEFAULT`` for that).
+    """
     if arch not in TORCHVISION_ARCHS:
         raise InputError(
             f"--weights is for torchvision architectures ({', '.join(TORCHVISION_ARCHS)}), not {arch!r}"
         )
     if weights is not None:
         path = Path(weights).expanduser()
-        if not path.is_file():
+        if path.is_file():
+            return path
+        entry = weights_entry(arch, str(weights)) if "/" not in str(weights) else None
+        if entry is None:
+            if re.fullmatch(r"[A-Z0-9_]+", str(weights)):
+                raise InputError(f"{weights} is not a torchvision weights name of {arch} "
+                                 f"({', '.join(weights_names(arch))}) nor a file")
             raise InputError(f"weights file not found: {path}")
-        return path
+        path = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(entry.url)
+        return path if path.is_file() else download_weights(entry.url, path)
     path = hub_weights_path(arch)
     if not path.is_file():
         raise InputError(
             f"no pretrained weights for {arch} on disk: put {path.name} in {path.parent} "
-            f"(torchvision's {arch} ImageNet file) or pass --weights FILE"
+            f"(torchvision's {arch} ImageNet file), pass --weights FILE, or --weights DEFAULT to download it"
         )
     return path
+
+
+def weights_preprocess(arch: str, path: Path | None) -> tuple[dict[str, Any], str]:
+    """Input size and normalisation of ``arch``'s weights file, and a note saying where they come from.
+
+    The torchvision weights entry whose URL ends in the file's name gives them; any other file
+    takes the architecture's DEFAULT entry's (the note says so). Keys: ``crop`` (the input side),
+    ``resize`` (the shorter side before the centre crop), ``mean``, ``std``, ``interpolation``.
+    """
+    import inspect
+
+    from torchvision.models import get_model_weights
+    from torchvision.transforms._presets import ImageClassification
+
+    enum = get_model_weights(arch)
+    entry = next((w for w in enum if path is not None and os.path.basename(w.url) == path.name), None)
+    matched = entry is not None
+    entry = entry or enum.DEFAULT
+    defaults = {k: v.default for k, v in inspect.signature(ImageClassification.__init__).parameters.items()
+                if v.default is not inspect.Parameter.empty}
+    kw = {**defaults, **getattr(entry.transforms, "keywords", {})}
+    interp = kw["interpolation"]
+    prep = {"crop": int(kw["crop_size"]), "resize": int(kw["resize_size"]),
+            "mean": [float(v) for v in kw["mean"]], "std": [float(v) for v in kw["std"]],
+            "interpolation": str(getattr(interp, "value", interp))}
+    label = f"{enum.__name__}.{entry.name}"
+    if matched:
+        note = f"input as torchvision's {label}"
+    else:
+        name = path.name if path is not None else "the weights"
+        note = (f"{name} is not named like a torchvision weights file: input size and normalisation "
+                f"of {arch}'s DEFAULT entry ({label})")
+    note += (f": resize {prep['resize']}, centre crop {prep['crop']} px, {prep['interpolation']}, "
+             f"mean {tuple(round(v, 3) for v in prep['mean'])}, std {tuple(round(v, 3) for v in prep['std'])}")
+    return prep, note
 
 
 def torchvision_backbone(
@@ -77,11 +181,14 @@ def torchvision_backbone(
     input_shape: tuple[int, ...],
     weights: str | Path | None,
     num_classes: int | None = None,
+    preprocess: dict[str, Any] | None = None,
 ) -> Backbone:
     """A pretrained torchvision ``arch`` as a Backbone; the head size comes from the weights.
 
     ``num_classes``, when given, must match the weights' head. Source classes are the ImageNet
-    categories for a 1000-class head, else ``"0"``, ``"1"``, ...
+    categories for a 1000-class head, else ``"0"``, ``"1"``, ... ``preprocess`` (from
+    ``weights_preprocess``) is kept in the spec's options: its mean and std are the model's input
+    normalisation, and its resize and crop travel with checkpoints and exports.
     """
     path = weights_file(arch, weights)
     state = safe_load(path, "a torchvision state dict")
@@ -96,7 +203,7 @@ def torchvision_backbone(
     n_out = int(head[-1].shape[0])
     if num_classes is not None and num_classes != n_out:
         raise InputError(f"{path} has a {n_out}-class head, not {num_classes}")
-    spec = ModelSpec(arch, "images", (3, *input_shape[-2:]), {})
+    spec = ModelSpec(arch, "images", (3, *input_shape[-2:]), {"preprocess": dict(preprocess)} if preprocess else {})
     backbone = build(spec, n_out, seed=0)
     _load_in_order(backbone, state, path, arch)
     classes = imagenet_classes(arch) if n_out == 1000 else tuple(str(i) for i in range(n_out))

@@ -1,9 +1,10 @@
 """Export a trained target model (state dict + JSON metadata + Markdown model card) and load it back.
 
 Files, for ``--export model.pt``: ``model.pt`` (a state dict of tensors only, read back with
-``torch.load(weights_only=True)``), ``model.json`` (architecture and blocks, input kind and size,
-class names, strategy and parameters, scores, data fingerprints, versions, and the SHA-256 of the
-weights file) and ``model.md`` (the model card). No pickled Python objects.
+``torch.load(weights_only=True)``), ``model.json`` (architecture and blocks, input kind and size
+with the resize, crop and normalisation images take (``input_shape``, ``input``), class names,
+strategy and parameters, scores, data fingerprints, versions, and the SHA-256 of the weights file)
+and ``model.md`` (the model card). No pickled Python objects.
 
 What decides a prediction (architecture and input shape, normalisation options, blocks, classes)
 is also hashed into the weights file itself (``METADATA_DIGEST_KEY``, a uint8 tensor), so an edit
@@ -87,6 +88,8 @@ def export_model(model: Any, path: str | Path, meta: dict[str, Any]) -> Path:
     full = {
         "format": EXPORT_FORMAT,
         "spec": model.spec.to_json(),
+        "input_shape": list(model.spec.input_shape),
+        "input": input_metadata(model),
         "blocks": model.depth,
         "feature_dim": model.feature_dim,
         "num_classes": int(model.head.out_features),
@@ -103,6 +106,31 @@ def export_model(model: Any, path: str | Path, meta: dict[str, Any]) -> Path:
     meta_path.write_text(json.dumps(full, indent=2, default=str) + "\n")
     card.write_text(model_card(full))
     return weights
+
+
+def input_metadata(model: Any) -> dict[str, Any]:
+    """How inputs reach ``model``: kind and shape; images: side, resize before the centre crop, normalisation.
+
+    ``resize`` and ``interpolation`` come from the spec (a torchvision weights entry's preprocessing,
+    see ``advisor.models.sources.weights_preprocess``); ``mean`` and ``std`` are the model's own
+    first-block normalisation buffers (they are in the weights file).
+    """
+    spec = model.spec
+    out: dict[str, Any] = {"kind": spec.input_kind, "shape": list(spec.input_shape)}
+    if spec.input_kind != "images":
+        return out
+    from advisor.models.architectures import ImageInput
+
+    prep = spec.options.get("preprocess") or {}
+    first = next((m for m in model.modules() if isinstance(m, ImageInput)), None)
+    out.update({
+        "size": list(spec.input_shape[-2:]),
+        "resize": prep.get("resize"),
+        "interpolation": prep.get("interpolation", "bilinear"),
+        "mean": None if first is None else [round(float(v), 4) for v in first.mean.flatten()],
+        "std": None if first is None else [round(float(v), 4) for v in first.std.flatten()],
+    })
+    return out
 
 
 def export_recommendation(doc: dict[str, Any], path: str | Path) -> Path:
@@ -140,6 +168,7 @@ def model_card(meta: dict[str, Any]) -> str:
         f"- Created: {meta['created']} with Transfer Advisor {meta['versions']['advisor']}",
         f"- Architecture: {spec['arch']} cut into {meta['blocks']} blocks, input {spec['input_kind']} "
         f"of shape {tuple(spec['input_shape'])}",
+        f"- Input: {_input_line(meta.get('input') or {})}",
         f"- Classes ({meta['num_classes']}): {', '.join(meta.get('classes', []))}",
         f"- Strategy: {meta.get('strategy')} with parameters {json.dumps(meta.get('params', {}))}",
         f"- Trained on: {meta.get('trained_on', '-')}",
@@ -149,11 +178,22 @@ def model_card(meta: dict[str, Any]) -> str:
         f"- Verdict: {meta.get('verdict_code')}: {meta.get('verdict', '')}",
         f"- Data fingerprints: {json.dumps(meta.get('data_fingerprints', {}))}",
         "",
-        "Inputs: images are float tensors in [0, 1] resized to the input shape (normalisation is inside the",
-        "model); feature tables are passed as stored. Load with `advisor predict` or",
-        "`advisor.report.export.load_export`.",
+        "Inputs: images are float tensors in [0, 1] (or uint8 in [0, 255]) resized and cropped as the Input",
+        "line says (normalisation is inside the model); feature tables are passed as stored. `advisor predict`",
+        "prepares images that way; or load with `advisor.report.export.load_export`.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _input_line(inp: dict[str, Any]) -> str:
+    if inp.get("kind") != "images":
+        return f"{inp.get('kind', 'features')} of shape {tuple(inp.get('shape', ()))}, as stored"
+    h, w = inp["size"]
+    how = (f"shorter side resized to {inp['resize']} then centre-cropped" if inp.get("resize") else "resized")
+    text = f"{h}x{w} px images ({how}, {inp.get('interpolation', 'bilinear')} interpolation)"
+    if inp.get("mean") is not None:
+        text += f", normalised inside the model with mean {tuple(inp['mean'])} and std {tuple(inp['std'])}"
+    return text
 
 
 @dataclass

@@ -13,18 +13,22 @@ from advisor.report.export import Exported, load_export
 
 def load_input(exported: Exported, path: str | Path, label_column: str = "label") -> Any:
     """Load ``path`` as a Domain shaped for the model; labels are kept when present."""
-    from advisor.data.loaders import load_domain
+    from advisor.data.loaders import ImagePrep, load_domain
 
     spec = exported.meta["spec"]
     shape = tuple(spec["input_shape"])
     p = Path(path)
     image_size = shape[-1] if spec["input_kind"] == "images" else None
+    # the training's preprocessing: a torchvision weights entry's resize + centre crop, else a square resize
+    pre = (spec.get("options") or {}).get("preprocess") or {}
+    prep = ImagePrep(int(shape[-1]), pre.get("resize"), str(pre.get("interpolation", "bilinear")))
     if spec["input_kind"] == "images" and p.is_file() and p.suffix.lower() not in {".npz", ".csv"}:
-        return _single_image(p, shape)
+        return _single_image(p, shape, prep)
+    geometry = {"image_size": image_size, "resize": prep.resize, "interpolation": prep.interpolation}
     try:
-        domain = load_domain(p, name="input", label_column=label_column, image_size=image_size, labelled=True)
+        domain = load_domain(p, name="input", label_column=label_column, labelled=True, **geometry)
     except InputError:
-        domain = load_domain(p, name="input", label_column=label_column, image_size=image_size, labelled=False)
+        domain = load_domain(p, name="input", label_column=label_column, labelled=False, **geometry)
     kind = "images" if domain.X.ndim == 4 else "features"
     if kind != spec["input_kind"]:
         raise InputError(f"{path} holds {kind} but the model takes {spec['input_kind']}")
@@ -37,14 +41,12 @@ def load_input(exported: Exported, path: str | Path, label_column: str = "label"
     return domain
 
 
-def _single_image(path: Path, shape: tuple[int, ...]) -> Any:
-    from PIL import Image
-
+def _single_image(path: Path, shape: tuple[int, ...], prep: Any) -> Any:
     from advisor.data.domain import Domain
     from advisor.data.loaders import open_image
 
     with open_image(path) as im:
-        im = im.convert("L" if shape[0] == 1 else "RGB").resize((shape[-1], shape[-2]), Image.Resampling.BILINEAR)
+        im = prep.apply(im.convert("L" if shape[0] == 1 else "RGB"))
         arr = np.asarray(im, dtype=np.float32) / 255.0
     arr = arr[None, None] if arr.ndim == 2 else arr.transpose(2, 0, 1)[None]
     return Domain("input", arr, None, (), "images", str(path))

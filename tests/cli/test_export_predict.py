@@ -137,3 +137,41 @@ def test_report_exports_a_finished_run_identically(exported, tmp_path):
     a = torch.load(root / "model.pt", weights_only=True)
     b = torch.load(tmp_path / "again.pt", weights_only=True)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # same seeds, same model
+
+
+def test_export_states_the_weights_input_and_predict_applies_it(tmp_path):
+    """A torchvision model: export metadata and card say 256 -> 224 px and ImageNet mean/std; predict resizes so."""
+    import torch
+    import torchvision
+    from PIL import Image
+    from torchvision import transforms
+
+    from advisor.models.sources import torchvision_backbone, weights_preprocess
+    from advisor.report.export import export_model
+    from advisor.report.predict import predict_path
+
+    torch.manual_seed(0)
+    weights = tmp_path / "resnet18-f37072fd.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
+    prep, _ = weights_preprocess("resnet18", weights)
+    model = torchvision_backbone("resnet18", (3, 224, 224), weights, preprocess=prep).with_new_head(2, seed=0)
+    export_model(model, tmp_path / "m.pt", {"classes": ["a", "b"]})
+    meta = json.loads((tmp_path / "m.json").read_text())
+    assert meta["input_shape"] == [3, 224, 224]
+    assert meta["input"] == {"kind": "images", "shape": [3, 224, 224], "size": [224, 224], "resize": 256,
+                             "interpolation": "bilinear", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+    card = (tmp_path / "m.md").read_text()
+    assert "224x224 px images (shorter side resized to 256 then centre-cropped" in card
+    assert "mean (0.485, 0.456, 0.406)" in card
+    rng = np.random.default_rng(0)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(rng.integers(0, 255, (260, 300, 3), dtype=np.uint8), "RGB").save(photo)
+    got = predict_path(tmp_path / "m.pt", photo, top_k=2)["predictions"][0]["top"]
+    ref = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor()])
+    with Image.open(photo) as im:
+        x = ref(im.convert("RGB"))[None]
+    model.eval()
+    with torch.no_grad():
+        want = torch.softmax(model(x), 1)[0]
+    by_class = {t["class"]: t["probability"] for t in got}
+    assert by_class["a"] == pytest.approx(float(want[0]), abs=1e-4)

@@ -281,3 +281,26 @@ def test_mixed_grey_and_colour_folder_becomes_rgb(tmp_path):
     np.testing.assert_allclose(d.X[0], 51 / 255, atol=1 / 255)
     np.testing.assert_allclose(d.X[2, 0], 1.0)
     np.testing.assert_allclose(d.X[2, 1:], 0.0)
+
+
+def test_resize_then_centre_crop_matches_torchvision(tmp_path):
+    from PIL import Image
+    from torchvision import transforms
+
+    from advisor.data.loaders import ImagePrep
+
+    rng = np.random.default_rng(0)
+    for size in ((300, 260), (200, 411)):
+        im = Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8), "RGB")
+        for interp, mode in (("bilinear", transforms.InterpolationMode.BILINEAR),
+                             ("bicubic", transforms.InterpolationMode.BICUBIC)):
+            ref = transforms.Compose([transforms.Resize(256, interpolation=mode), transforms.CenterCrop(224)])(im)
+            ours = ImagePrep(224, 256, interp).apply(im)
+            assert np.array_equal(np.asarray(ours), np.asarray(ref))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    im.save(tmp_path / "a" / "x.png")
+    im.save(tmp_path / "b" / "y.png")
+    d = load_domain(tmp_path, name="t", image_size=224, resize=256)
+    assert d.X.shape == (2, 3, 224, 224) and d.X.dtype == np.uint8
+    assert np.array_equal(d.X[0].transpose(1, 2, 0), np.asarray(ImagePrep(224, 256).apply(im)))

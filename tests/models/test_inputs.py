@@ -208,3 +208,91 @@ def test_demo_scenario_keeps_its_splits_and_model(tmp_path, monkeypatch):
     assert r.backbone is None and r.describe()[0] == "scenario: tiny (expected: transfer helps)"
     msg = _fail(InputRequest(demo="nope"), "unknown scenario 'nope'; known scenario names: tiny", registry)
     assert "tiny" in msg
+
+
+# --------------------------------------------------------------------------- torchvision weights: size, normalisation
+
+
+def _resnet18_file(path: Path) -> Path:
+    """A randomly initialised torchvision resnet18 state dict saved at ``path`` (stands for ImageNet weights)."""
+    import torchvision
+
+    torch.manual_seed(0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
+    return path
+
+
+def test_torchvision_named_weights_take_their_entry_input(tmp_path, make_digits_folder):
+    imgs = make_digits_folder(tmp_path / "imgs", classes=(0, 1), per_class=6, rgb=True)
+    weights = _resnet18_file(tmp_path / "w" / "resnet18-f37072fd.pth")
+    inputs = resolve_inputs(InputRequest(target=str(imgs), model="resnet18", weights=str(weights)))
+    assert inputs.splits.train.input_shape == (3, 224, 224) and inputs.splits.train.X.dtype == np.uint8
+    assert "ResNet18_Weights.IMAGENET1K_V1: resize 256, centre crop 224 px" in inputs.model_note
+    assert inputs.backbone.spec.options["preprocess"]["resize"] == 256
+    from advisor.models.inputs import input_description
+
+    desc = input_description(inputs.backbone, inputs.splits.train)
+    assert desc["size"] == [224, 224] and desc["resize"] == 256
+    assert desc["mean"] == [0.485, 0.456, 0.406] and desc["std"] == [0.229, 0.224, 0.225]
+    assert any(line.startswith("input: 224x224 px (shorter side resized to 256, centre crop")
+               and "mean (0.485, 0.456, 0.406)" in line for line in inputs.describe())
+
+
+def test_other_weights_file_takes_the_default_entry_with_a_note_and_image_size_overrides(tmp_path,
+                                                                                        make_digits_folder):
+    imgs = make_digits_folder(tmp_path / "imgs", classes=(0, 1), per_class=6, rgb=True)
+    weights = _resnet18_file(tmp_path / "my-finetuned.pth")
+    data = load_data(InputRequest(target=str(imgs), model="resnet18", weights=str(weights)))
+    assert data.splits.train.input_shape == (3, 224, 224)
+    assert data.model.preprocess_note.startswith("my-finetuned.pth is not named like a torchvision weights file: "
+                                                 "input size and normalisation of resnet18's DEFAULT entry")
+    data = load_data(InputRequest(target=str(imgs), model="resnet18", weights=str(weights), image_size=48))
+    assert data.splits.train.input_shape == (3, 48, 48) and data.model.preprocess["resize"] is None
+    assert "--image-size 48 overrides the size" in data.model.preprocess_note
+
+
+def test_weights_name_resolves_through_the_hub_cache(tmp_path, monkeypatch, make_digits_folder):
+    from advisor.errors import AdvisorFailure
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("TRANSFER_ADVISOR_OFFLINE", "1")
+    imgs = make_digits_folder(tmp_path / "imgs", classes=(0, 1), per_class=6)
+    req = InputRequest(target=str(imgs), model="resnet18", weights="IMAGENET1K_V1")
+    with pytest.raises(AdvisorFailure) as info:  # exit 1: valid input, the file cannot be had
+        load_data(req)
+    msg = str(info.value)
+    assert "\n" not in msg and "resnet18-f37072fd.pth" in msg and str(tmp_path / "torch" / "hub" / "checkpoints") in msg
+    _resnet18_file(tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
+    for name in ("IMAGENET1K_V1", "DEFAULT"):
+        data = load_data(InputRequest(target=str(imgs), model="resnet18", weights=name))
+        assert data.model.weights_path.name == "resnet18-f37072fd.pth"
+        assert "ResNet18_Weights.IMAGENET1K_V1" in data.model.preprocess_note
+    _fail(InputRequest(target=str(imgs), model="resnet18", weights="IMAGENET9K_V7"),
+          r"IMAGENET9K_V7 is not a torchvision weights name of resnet18 \(DEFAULT, IMAGENET1K_V1\) nor a file")
+
+
+def test_download_without_network_is_one_line(tmp_path):
+    from advisor.errors import AdvisorFailure
+    from advisor.models.sources import download_weights
+
+    target = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    with pytest.raises(AdvisorFailure, match=r"cannot download http://127\.0\.0\.1:9/resnet18-f37072fd\.pth .*"
+                                             r"no network\?\): put resnet18-f37072fd\.pth in") as info:
+        download_weights("http://127.0.0.1:9/resnet18-f37072fd.pth", target)  # nothing listens on port 9
+    assert "\n" not in str(info.value) and not target.exists()
+
+
+def test_cli_weights_name_offline_exits_1(tmp_path, make_digits_folder):
+    import os
+    import subprocess
+    import sys
+
+    imgs = make_digits_folder(tmp_path / "imgs", classes=(0, 1), per_class=6)
+    env = {**os.environ, "TORCH_HOME": str(tmp_path / "empty"), "TRANSFER_ADVISOR_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-m", "advisor", "recommend", "--target", str(imgs), "--model",
+                          "resnet18", "--weights", "DEFAULT", "--run-dir", str(tmp_path / "runs")],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 1, out.stderr
+    lines = [ln for ln in out.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and "resnet18-f37072fd.pth" in lines[0] and "forbids downloads" in lines[0]
