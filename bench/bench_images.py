@@ -36,15 +36,16 @@ SIDE = 224
 
 
 def write_folder(root: Path, n: int, side: int = SIDE, dataset: str = "mnist", seed: int = 0) -> Path:
-    """``n`` RGB JPEGs of ``side`` px in class folders, from the shared 16-px digits (cycled when n is larger)."""
+    """``n`` RGB JPEGs of ``side`` px in class folders, from the shared 16-px digits (seeded order, cycled)."""
     from PIL import Image
 
     z = np.load(Path(DATA) / f"{dataset}.npz")
     X, y = z["X"], z["y"]
     rng = np.random.default_rng(seed)
     tints = rng.uniform(0.4, 1.0, size=(n, 3))
+    order = rng.permutation(len(X))  # the arrays are sorted by class: a seeded shuffle mixes them
     for i in range(n):
-        j = i % len(X)
+        j = int(order[i % len(X)])
         folder = root / f"digit{int(y[j])}"
         folder.mkdir(parents=True, exist_ok=True)
         grey = Image.fromarray(X[j]).resize((side, side), Image.Resampling.BILINEAR)
