@@ -47,6 +47,7 @@ from advisor.search.study import (
     make_study,
     raise_budget,
     run_search,
+    stopped,
     wait_for_running,
 )
 from advisor.verdict import (
@@ -121,6 +122,7 @@ class StrategyRow:
     errors: list[str] = field(default_factory=list)
     role: str = "transfer"  # the strategy's declared role: "reference" | "probe" | "transfer"
     seeds: int = 0  # seed repeats behind val_score, val_ci and the gap
+    stopped: dict[str, Any] | None = None  # racing: {"after_trials", "reason"}; None when its budget ran
 
 
 def task_fingerprint(inputs: ResolvedInputs, score_name: str, seed: int, max_epochs: int) -> str:
@@ -491,11 +493,12 @@ def _row(st: SearchState, rep: SeedRepeats, advice_row: Any, score_name: str, y_
     """The report row of one strategy: its status, and its seed-repeat score with an interval over seeds and
     samples (the gap is filled in later)."""
     a, name, done = advice_row, st.strategy.name, finished_trials(st.study)
+    stop = stopped(st.study)
     if rep.trial is None:
         return StrategyRow(name, st.strategy.family, "failed" if st.failed else "incomplete", {}, None, None, None,
                            None, None, False, a.risk, list(a.reasons), done, st.budget, st.errors[-3:],
-                           st.strategy.role, 0)
-    status = "failed" if st.failed else "complete" if done >= st.budget else "incomplete"
+                           st.strategy.role, 0, stop)
+    status = "failed" if st.failed else "complete" if done >= st.budget or stop else "incomplete"
     val, vacc, ci, seeds = rep.trial.value, None, None, 0
     if rep.preds is not None:
         est = seed_sample_ci(score_name, y_val, rep.preds, seed=seed)
@@ -503,7 +506,7 @@ def _row(st: SearchState, rep: SeedRepeats, advice_row: Any, score_name: str, y_
         vacc = float(seed_scores("accuracy", y_val, rep.preds).mean())
     return StrategyRow(name, st.strategy.family, status, rep.params, val, vacc, ci, None, None, False, a.risk,
                        list(a.reasons) + _fit_reasons(rep.trial.user_attrs.get("info", {})), done, st.budget,
-                       st.errors[-3:], st.strategy.role, seeds)
+                       st.errors[-3:], st.strategy.role, seeds, stop)
 
 
 def _apply_gap(row: StrategyRow, gap: Gap, score_name: str) -> None:

@@ -112,7 +112,11 @@ def render_markdown(doc: dict[str, Any]) -> str:
                 f"| {r['strategy']} | {r.get('role', '-')} | {r['family']} | {_f(r['val_score'])} | "
                 f"{_ci(r['val_ci'])} | {_f(r['ntg'])} | "
                 f"{_ci(r['ntg_ci'])} | {'yes' if r['negative_transfer'] else 'no'} | {r['risk']} | "
-                f"{r['trials']}/{r['budget']} | {_params(r['params'])} |")
+                f"{_trials(r)} | {_params(r['params'])} |")
+        raced = [r for r in doc["strategies"] if r.get("stopped")]
+        if raced:
+            lines += ["", "### Stopped by racing", ""]
+            lines += [f"- **{r['strategy']}**: {r['stopped']['reason']}" for r in raced]
         lines += ["", "### Risks", ""]
         for r in doc["strategies"]:
             if r["reasons"]:
@@ -150,8 +154,11 @@ def print_report(doc: dict[str, Any], console: Any, show_advice: bool = True) ->
             t.add_row(r["strategy"], r.get("role", "-"), r["family"], _f(r["val_score"]), _ci(r["val_ci"]),
                       _f(r["ntg"]),
                       _ci(r["ntg_ci"]), "[red]yes[/red]" if r["negative_transfer"] else "no", r["risk"],
-                      f"{r['trials']}/{r['budget']}")
+                      _trials(r))
         console.print(t)
+        for r in doc["strategies"]:
+            if r.get("stopped"):
+                console.print(f"[dim]{r['strategy']} stopped by racing: {r['stopped']['reason']}[/dim]")
         if _seeds_line(doc):
             console.print(_seeds_line(doc))
         for r in doc["strategies"]:
@@ -188,3 +195,9 @@ def print_advice(advice: dict[str, Any], not_applicable: dict[str, str], console
     console.print(t)
     for k, v in not_applicable.items():
         console.print(f"not applicable: {k}: {v}")
+
+
+def _trials(row: dict[str, Any]) -> str:
+    """``done/budget``, with a mark when racing stopped the strategy early."""
+    mark = " (raced)" if row.get("stopped") else ""
+    return f"{row['trials']}/{row['budget']}{mark}"
