@@ -135,8 +135,18 @@ def main(argv: list[str] | None = None) -> int:
     model = fit(records, origin=f"shipped model fitted on {len(records)} harness scenarios' oracle outcomes")
     model.save(args.out, records=records)
     print(f"wrote {args.out}: {len(records)} records, strategies {', '.join(sorted(model.strategies))}")
-    print(format_evaluation(evaluate_lodo(records)))
+    evaluation = evaluate_lodo(records)
+    print(format_evaluation(evaluation))
+    record_in_harness_summary(evaluation.summary)
     return 0
+
+
+def record_in_harness_summary(summary: dict[str, Any], path: str = "bench/results/shared/quality.json") -> None:
+    """Write the LODO figures into the shared-data harness summary, beside the harness's own figures."""
+    doc = json.loads(Path(path).read_text())
+    for key in ("advice_tau_lodo", "advice_top_regret_lodo_points"):
+        doc["summary"][key] = summary[key]
+    Path(path).write_text(json.dumps(doc, indent=1) + "\n")
 
 
 if __name__ == "__main__":

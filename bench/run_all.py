@@ -12,6 +12,12 @@ Areas (each a subprocess from the repository root, one torch thread where the co
 - ``calibration``: ``python -m bench.calibrate_scenarios`` (``--quick``: seed 0 only).
 - ``demo``: ``python -m bench.bench_demo [--quick]``.
 
+Stored areas (too long, or needing a GPU, to rerun with the rest; each bench writes its result file and the
+section is rendered from it, with the file's date): ``verdict`` (``python -m bench.calibration``),
+``advice`` (``advisor advice evaluate --json``), ``load`` (``python -m bench.bench_load``), ``images``
+(``python -m bench.bench_images``) and ``gpu`` (``python -m bench.bench_gpu``). A missing file renders
+as "not measured", never an estimate.
+
 The published unsupervised numbers are read from ``../shared/data/README.md`` when it exists; the
 hand-written reading of the stored quality results, ``bench/results/NOTES.md``, is included as is.
 
@@ -45,6 +51,28 @@ RESULT_SETS = {  # stored harness results: folder -> (scenario file, what it cov
     "bench/results/shared": ("bench/scenarios/shared_data.toml", "real data from ../shared/data"),
 }
 SHARED_README = Path("../shared/data/README.md")
+#: area -> (title, what, command, stored result file)
+STORED = {
+    "verdict": ("Verdict calibration and power",
+                "A strategy compared with itself (the search's setting, two disjoint groups of 5 seeds, through "
+                "advisor.verdict on test) must be called different at most at the nominal rate; power against "
+                "a 12-seed oracle gain decided by a fixed paired rule in bench/calibration.py.",
+                "python -m bench.calibration", "bench/results/calibration.json"),
+    "advice": ("Quick advice, leave-one-dataset-out",
+               "Kendall's tau and top-pick regret of the learned quick advice against the oracle, every record "
+               "sharing the scored scenario's target domain dropped before fitting; the hand-set prior and the "
+               "oracle's own validation ranking on the same scenarios for comparison.",
+               "advisor advice evaluate --json > bench/results/advice.json", "bench/results/advice.json"),
+    "load": ("Demo under load", "Wall-clock of the demo beside busy processes, old and new thread policy.",
+             "python -m bench.bench_load", "bench/results/load.md"),
+    "images": ("Image models on the CPU",
+               "Peak RSS loading 3,000 photos at 224 px; resnet18 inference and training images/s; a linear-probe "
+               "trial on 1,000 images, cached prefix vs uncached.",
+               "python -m bench.bench_images > bench/results/images.json", "bench/results/images.json"),
+    "gpu": ("GPU path", "resnet18 at 224 px with AMP, probe and fine-tune trials cached and uncached, host syncs per "
+            "step, and a short recommendation on CPU and CUDA with the same seeds.",
+            "python -m bench.bench_gpu > bench/results/gpu.json", "bench/results/gpu.json"),
+}
 
 
 @dataclass
@@ -62,6 +90,35 @@ class Section:
         body = demote(self.body.strip())
         return (f"## {self.title}\n\n**What / how measured.** {self.what}\n\n"
                 f"**Command.** `{self.command}`{took}\n\n{body}\n")
+
+
+def flatten(doc: object, prefix: str = "") -> list[tuple[str, str]]:
+    """A JSON document as (dotted key, value) rows, lists of scalars joined."""
+    if isinstance(doc, dict):
+        return [row for k, v in doc.items() for row in flatten(v, f"{prefix}{k}.")]
+    if isinstance(doc, list) and any(isinstance(v, dict | list) for v in doc):
+        return [row for i, v in enumerate(doc) for row in flatten(v, f"{prefix}{i}.")]
+    shown = ", ".join(map(str, doc)) if isinstance(doc, list) else str(doc)
+    return [(prefix.rstrip("."), shown)]
+
+
+def stored_body(area: str, path: Path) -> str:
+    """The section body of a stored area: its own markdown, or its JSON as a table; 'not measured' without."""
+    if not path.exists():
+        return f"Not measured: `{path}` does not exist (run the command above)."
+    stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
+    if path.suffix == ".md":
+        return f"*(result file written {stamp})*\n\n" + path.read_text()
+    doc = json.loads(path.read_text())
+    if area == "verdict":
+        from .calibration import markdown as calibration_markdown
+
+        return f"*(result file written {stamp})*\n\n" + calibration_markdown(doc)
+    if area == "advice":  # the summary; per-scenario rows are in the file
+        doc = {k: v for k, v in doc["summary"].items()}
+    rows = [r for r in flatten(doc) if len(r[1]) <= 200]
+    return (f"*(result file written {stamp})*\n\n| figure | value |\n|---|---|\n"
+            + "\n".join(f"| {k} | {v} |" for k, v in rows) + "\n")
 
 
 def demote(text: str) -> str:
@@ -206,6 +263,8 @@ def main(argv: list[str] | None = None) -> None:
         body, took = run_command(cmd)
         shown = "python " + " ".join(cmd[1:])
         sections.append(Section(title, what, shown, body, took))
+    for area, (title, what, command, path) in STORED.items():
+        sections.append(Section(title, what, command, stored_body(area, Path(path))))
     m = machine()
     head = (f"# Benchmarks\n\nGenerated by `python -m bench.run_all{' --quick' if args.quick else ''}` on "
             f"{time.strftime('%Y-%m-%d %H:%M')}. Machine: {m['nproc']} cores ({m['cpu']}), torch {m['torch']}, "
