@@ -103,6 +103,7 @@ _LAZY: dict[str, str] = {
     "ModelSpec": "advisor.models.backbone",
     "FeatureCache": "advisor.features.cache",
     "as_tensor": "advisor.features.cache",
+    "to_float": "advisor.device",
     "mmd_test": "advisor.metrics.kernels",
     "gaussian_mmd2": "advisor.metrics.kernels",
     "coral_distance": "advisor.metrics.kernels",
@@ -126,7 +127,7 @@ __all__ = [
     "InputError", "AdvisorFailure", "TrainingDiverged", "score", "knn_loo_accuracy", "KNN_K",
     # loaded on first use (_LAZY): engine, models, kernels, registry
     "train", "TrainConfig", "config_from_params", "StepBatch", "default_batch_size", "predict", "predict_proba",
-    "build", "Standardize", "Backbone", "ModelSpec", "FeatureCache", "as_tensor",
+    "build", "Standardize", "Backbone", "ModelSpec", "FeatureCache", "as_tensor", "to_float",
     "mmd_test", "gaussian_mmd2", "coral_distance", "DEFAULT_SCALES", "median_sq_distance", "resolve_device",
     "build_registry",
 ]

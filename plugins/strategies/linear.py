@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from advisor_plugins.strategies._common import distance_risk, source_for_target
+from advisor_plugins.strategies._common import TARGET_SHARE_RANGE, distance_risk, source_for_target
 
 import advisor.plugin as sdk
 from advisor.plugin import FitResult, InputError, MetricResult, Needs, ReportFn, Risk, TrainingDiverged, TransferTask
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 #: L-BFGS iterations: enough to converge on a few thousand standardised columns.
 MAX_ITER = 300
 L2_RANGE = (1e-4, 1.0)
-SHARE_RANGE = (0.05, 0.95)
 
 
 def _linear_model(task: TransferTask, seed: int) -> Any:
@@ -37,12 +36,21 @@ def _linear_model(task: TransferTask, seed: int) -> Any:
     return sdk.build(sdk.ModelSpec("linear", spec.input_kind, tuple(spec.input_shape)), task.num_classes, seed=seed)
 
 
-def _inputs(model: Any, X: np.ndarray, device: str) -> torch.Tensor:
-    """The raw-input block's vector for ``X`` (before standardisation)."""
+def _inputs(model: Any, X: np.ndarray, device: str, batch: int = 256) -> torch.Tensor:
+    """The raw-input block's vector for ``X`` (before standardisation), converted a batch at a time.
+
+    Images are stored as uint8; only one batch at a time becomes float before it is pooled to at
+    most 32x32, so a folder of large photos never exists as one float array.
+    """
     import torch
 
+    raw = model.blocks[0][0]
+    out = []
     with torch.no_grad():
-        return model.blocks[0][0](sdk.as_tensor(X).to(device)).float()
+        for i in range(0, len(X), batch):
+            x = sdk.to_float(torch.from_numpy(np.ascontiguousarray(X[i:i + batch])).to(device))
+            out.append(raw(x).float())
+    return torch.cat(out) if out else torch.zeros(0, model.feature_dim, device=device)
 
 
 def fit_linear(task: TransferTask, params: dict[str, Any], report: ReportFn | None,
@@ -134,7 +142,7 @@ class PooledLinear:
 
     def search_space(self, trial: optuna.Trial, task: TransferTask) -> dict[str, Any]:
         return {"l2": trial.suggest_float("l2", *L2_RANGE, log=True),
-                "target_share": trial.suggest_float("target_share", *SHARE_RANGE)}
+                "target_share": trial.suggest_float("target_share", *TARGET_SHARE_RANGE)}
 
     def fit(self, task: TransferTask, params: dict[str, Any], report: ReportFn | None) -> FitResult:
         reason = task.unmet(self.needs)

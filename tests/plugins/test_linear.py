@@ -96,3 +96,22 @@ def test_pooled_linear_needs_source_classes_named_like_the_target(digits):
     other = Domain("letters", pool.X, pool.y, tuple("abcdefghij"), "features")
     with pytest.raises(InputError, match="named like the target"):
         PooledLinear().fit(_task(train, val, other), {"l2": 1e-2, "target_share": 0.5}, None)
+
+
+def test_target_linear_reads_uint8_images_like_their_float_copy():
+    """Images are stored as uint8 and converted a batch at a time: same fit as the [0, 1] float copy."""
+    d = load_digits()
+    X8 = (d.images[:, None] * 255 / 16).round().astype(np.uint8)
+    y = d.target
+    backbone = build(ModelSpec("cnn", "images", (1, 8, 8)), 10, seed=0)
+
+    def fit(X: np.ndarray) -> np.ndarray:
+        dom = Domain("digits", X, y, CLASSES, "images")
+        task = TransferTask(source=None, target_train=dom.subset(np.arange(300)),
+                            target_val=dom.subset(np.arange(300, 600)), backbone=backbone)
+        res = TargetLinear().fit(task, {"l2": 1e-2}, None)
+        assert res.val_score > 0.75  # chance is 0.1
+        return res.val_pred
+
+    as_uint8, as_float = fit(X8), fit(X8.astype(np.float32) / 255.0)
+    assert np.mean(as_uint8 == as_float) >= 0.99  # the same inputs up to float rounding
