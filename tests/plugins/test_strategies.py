@@ -318,11 +318,17 @@ def test_source_label_strategies_hurt_on_digits_conflict(registry):
     task = TransferTask(source=source, target_train=data.target.train, target_val=data.target.val,
                         backbone=_pretrain(source), cache=FeatureCache(), max_epochs=15, seed=0)
     test = data.target.test
-    scores = {}
+    import dataclasses
+
+    scores = {}  # each a mean over 3 seeds: one model against another is a coin toss on some machines
     for name in ("finetune", "importance_weighting", "feature_alignment"):
         strategy = registry.strategy(name)
-        res = strategy.fit(task, strategy.default_params(task), None)
-        scores[name] = float(np.mean(predict(res.model, test.X) == test.y))
+        runs = []
+        for seed in (0, 1, 2):
+            seeded = dataclasses.replace(task, seed=seed)
+            res = strategy.fit(seeded, strategy.default_params(seeded), None)
+            runs.append(float(np.mean(predict(res.model, test.X) == test.y)))
+        scores[name] = float(np.mean(runs))
     assert scores["importance_weighting"] < scores["finetune"] - 0.05, scores
     assert scores["feature_alignment"] < scores["finetune"] - 0.05, scores
 
