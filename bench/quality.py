@@ -93,6 +93,12 @@ LR_FACTORS = (1 / 3, 1.0, 3.0)
 #: Strategies whose freeze depth is fixed by definition.
 FIXED_FREEZE = {"target_only": "zero", "linear_probe": "depth"}
 ORACLE_SIZES = ("full", "quick")
+#: The convex linear strategies (L-BFGS, seed-free): one fit per grid point and one retrain, their own grid.
+L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+LINEAR_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
+    "target_linear": {"l2": L2_GRID},
+    "pooled_linear": {"l2": L2_GRID, "target_share": (0.2, 0.5, 0.8)},
+}
 
 
 # --------------------------------------------------------------------------- scenarios
@@ -280,6 +286,9 @@ def grid_points(strategy: Any, task: TransferTask, quick: bool) -> list[dict[str
     baselines and third-party strategies); freeze depth: ``freeze_grid``.
     """
     base = strategy.default_params(task)
+    if strategy.name in LINEAR_GRIDS:  # convex: no learning rate, no freeze depth
+        grid = LINEAR_GRIDS[strategy.name]
+        return [{**base, **dict(zip(grid, values, strict=True))} for values in itertools.product(*grid.values())]
     knob, values = KNOBS.get(strategy.name, (None, (None,)))
     lrs = [float(base["lr"]) * f for f in LR_FACTORS] if "lr" in base else [None]
     points = []
@@ -309,15 +318,43 @@ def verdict(score_name: str, y: np.ndarray, pred_b: np.ndarray, pred_t: np.ndarr
     return "no_gain", val_b > val_t, g, lo, hi
 
 
-def run_oracle(task: TransferTask, strategies: list[Any], test: Domain, n_seeds: int, quick: bool,
-               log: Any = print) -> OracleResult:
-    """Tune every applicable strategy on the grid (see the module docstring) and score on test."""
+def tune_strategy(s: Any, task: TransferTask, test: Domain, points: list[dict[str, Any]], n_seeds: int) -> OracleRow:
+    """One strategy on its grid: ``n_seeds`` fits per point, the best validation mean retrained on
+    train+val with the same seeds (the epochs its seed-0 fit chose) and scored on test as their mean."""
     from advisor.search.training import predict
 
-    started = time.time()
+    t0 = time.time()
     full = replace(task, target_train=task.target_train.concat(task.target_val, name="target/train+val"),
                    target_val=None)
     y_val = task.target_val.y
+    best: tuple[float, dict[str, Any], int] | None = None
+    fits = 0
+    for p in points:
+        vals, epochs = [], int(p.get("epochs", task.max_epochs))
+        for r in range(n_seeds):
+            fit = s.fit(replace(task, seed=task.seed + 1000 * r), dict(p), None)
+            fits += 1
+            vals.append(score(task.score, y_val, np.asarray(fit.val_pred)))
+            if r == 0:
+                epochs = max(1, int(fit.epochs))
+        v = float(np.mean(vals))
+        if best is None or v > best[0]:
+            best = (v, p, epochs)
+    assert best is not None
+    # train_rows: the retrain takes the optimiser steps those epochs took on train (as the advisor's does).
+    params = {**best[1], "epochs": best[2], "train_rows": len(task.target_train)}
+    # Retrained on train+val with the same seeds as the advisor's verdict; scored as their mean.
+    preds = [predict(s.fit(replace(full, seed=task.seed + 1000 * r), dict(params), None).model, test.X,
+                     task.device) for r in range(n_seeds)]
+    test_score = float(np.mean([score(task.score, test.y, q) for q in preds]))
+    return OracleRow(s.name, s.family, params, round(best[0], 4), round(test_score, 4), len(points),
+                     fits + n_seeds, round(time.time() - t0, 1), np.stack(preds).tolist())
+
+
+def run_oracle(task: TransferTask, strategies: list[Any], test: Domain, n_seeds: int, quick: bool,
+               log: Any = print) -> OracleResult:
+    """Tune every applicable strategy on the grid (see the module docstring) and score on test."""
+    started = time.time()
     rows: list[OracleRow] = []
     skipped: dict[str, str] = {}
     for s in strategies:
@@ -325,32 +362,10 @@ def run_oracle(task: TransferTask, strategies: list[Any], test: Domain, n_seeds:
         if reason is not None:
             skipped[s.name] = reason
             continue
-        t0 = time.time()
-        best: tuple[float, dict[str, Any], int] | None = None
         points = grid_points(s, task, quick)
-        fits = 0
-        for p in points:
-            vals, epochs = [], int(p.get("epochs", task.max_epochs))
-            for r in range(n_seeds):
-                fit = s.fit(replace(task, seed=task.seed + 1000 * r), dict(p), None)
-                fits += 1
-                vals.append(score(task.score, y_val, np.asarray(fit.val_pred)))
-                if r == 0:
-                    epochs = max(1, int(fit.epochs))
-            v = float(np.mean(vals))
-            if best is None or v > best[0]:
-                best = (v, p, epochs)
-        assert best is not None
-        # train_rows: the retrain takes the optimiser steps those epochs took on train (as the advisor's does).
-        params = {**best[1], "epochs": best[2], "train_rows": len(task.target_train)}
-        # Retrained on train+val with the same seeds as the advisor's verdict; scored as their mean.
-        preds = [predict(s.fit(replace(full, seed=task.seed + 1000 * r), dict(params), None).model, test.X,
-                         task.device) for r in range(n_seeds)]
-        test_score = float(np.mean([score(task.score, test.y, q) for q in preds]))
-        row = OracleRow(s.name, s.family, params, round(best[0], 4), round(test_score, 4),
-                        len(points), fits + n_seeds, round(time.time() - t0, 1), np.stack(preds).tolist())
-        log(f"  oracle {s.name}: {len(points)} points x {n_seeds} seeds, val {row.val_score:.3f}, "
-            f"test {row.test_score:.3f} ({row.seconds:.0f} s)")
+        row = tune_strategy(s, task, test, points, 1 if s.name in LINEAR_GRIDS else n_seeds)
+        log(f"  oracle {s.name}: {len(points)} points x {row.fits // (len(points) + 1)} seeds, "
+            f"val {row.val_score:.3f}, test {row.test_score:.3f} ({row.seconds:.0f} s)")
         rows.append(row)
     by = {r.strategy: r for r in rows}
     t = by["target_only"]
@@ -399,18 +414,27 @@ class ScenarioResult:
     advisor_at_or_above_floor: bool | None
     prepare_s: float
     error: str | None = None
+    pinned: dict[str, Any] | None = None  # --reuse-oracle: the figures against the pinned oracle (see pinned_figures)
 
 
-def evaluate(spec: ScenarioSpec, registry: Any, out: Path, quick: bool, log: Any = print) -> ScenarioResult:
-    """Advisor, oracle and floors on one scenario."""
-    from advisor.features.cache import FeatureCache
+@dataclass
+class Prepared:
+    """A scenario's resolved inputs (source model pretrained and cached) and how it is described."""
+
+    request: Any
+    inputs: Any
+    sizes: dict[str, int]
+    protocol: str
+    prepare_s: float
+
+
+def prepare(spec: ScenarioSpec, registry: Any, log: Any = print) -> Prepared:
+    """Resolve the scenario's inputs; pretrains and caches the source model, so neither side pays for it."""
     from advisor.models.inputs import InputRequest, resolve_inputs
-    from advisor.pipeline import RecommendOptions, recommend
-    from advisor.plugin.contracts import TransferTask
 
     request = InputRequest(demo=spec.advisor_name, seed=spec.seed)
     t0 = time.time()
-    inputs = resolve_inputs(request, registry)  # pretrains and caches the source model
+    inputs = resolve_inputs(request, registry)
     prepare_s = round(time.time() - t0, 1)
     sp = inputs.splits
     sizes = {"source": len(inputs.source) if inputs.source is not None else 0, "train": len(sp.train),
@@ -419,14 +443,30 @@ def evaluate(spec: ScenarioSpec, registry: Any, out: Path, quick: bool, log: Any
                 f"(train {sizes['train']} / val {sizes['val']} / test {sizes['test']}), source labels, "
                 f"model {inputs.backbone.spec.arch if inputs.backbone else 'none'}")
     log(f"[{spec.name}] {protocol}; prepare {prepare_s} s")
+    return Prepared(request, inputs, sizes, protocol, prepare_s)
 
-    run_dir = out / "runs" / spec.name
+
+def run_advisor(prep: Prepared, registry: Any, run_dir: Path, trials: int | None = None,
+                log: Any = print) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``recommend`` through the public API (default budget unless ``trials``; no meta-store written).
+
+    Returns the harness's advisor record and the report document. Every ``fit`` call of the
+    strategies is counted while it runs (``fits``): trials + seed repeats + retrains.
+    """
+    from advisor.pipeline import RecommendOptions, recommend
+
     shutil.rmtree(run_dir, ignore_errors=True)
-    t0 = time.time()
-    doc = recommend(request, RecommendOptions(run_dir=str(run_dir), threads=1), registry=registry)
-    advisor_s = round(time.time() - t0, 1)
+    options = RecommendOptions(run_dir=str(run_dir), threads=1, trials=trials, meta_store="none")
+    with count_fits(registry.select_strategies(None)) as counts:
+        t0 = time.time()
+        doc = recommend(prep.request, options, registry=registry)
+        advisor_s = round(time.time() - t0, 1)
     rec = doc.get("recommendation") or {}
     ranking = [r["strategy"] for r in doc["advice"]["ranking"]]
+    rows = doc["strategies"]
+    n_trials = sum(int(r.get("trials") or 0) for r in rows)
+    retrains = 2 * int(rec.get("test_retrains") or 0)  # B's and the reference's
+    total = sum(counts.values())
     advisor = {"strategy": rec.get("strategy"), "best_transfer_strategy": rec.get("best_transfer_strategy"),
                "reference": rec.get("reference"),
                "test_score": rec.get("test_score_mean", rec.get("test_score")),
@@ -434,18 +474,62 @@ def evaluate(spec: ScenarioSpec, registry: Any, out: Path, quick: bool, log: Any
                "test_gain": rec.get("test_gain"), "test_gain_ci": rec.get("test_gain_ci"),
                "params": rec.get("params"), "advice_ranking": ranking, "seconds": advisor_s,
                "elapsed_s": doc.get("run", {}).get("elapsed_s"),
-               "val_scores": {r["strategy"]: r["val_score"] for r in doc["strategies"]}}
-    log(f"  advisor: {advisor['strategy']} test {advisor['test_score']} {advisor['verdict_code']} ({advisor_s} s)")
+               "val_scores": {r["strategy"]: r["val_score"] for r in rows},
+               "fits": {"total": total, "trials": n_trials, "seed_repeats": total - n_trials - retrains,
+                        "retrains": retrains, "per_strategy": dict(counts)},
+               "stopped": {r["strategy"]: r.get("stopped") for r in rows if r.get("stopped")}}
+    log(f"  advisor: {advisor['strategy']} test {advisor['test_score']} {advisor['verdict_code']} "
+        f"({advisor_s} s, {total} fits, {len(advisor['stopped'])} raced out)")
+    return advisor, doc
 
-    task = TransferTask(source=inputs.source, target_train=sp.train, target_val=sp.val, backbone=inputs.backbone,
-                        target_unlabeled=inputs.target_unlabeled, device=inputs_device(), seed=spec.seed,
+
+class count_fits:  # noqa: N801 - used as a context manager, named like one
+    """Counts every ``fit`` call of ``strategies`` while the block runs (instance attribute, removed after)."""
+
+    def __init__(self, strategies: list[Any]) -> None:
+        self.strategies = strategies
+        self.counts: dict[str, int] = {}
+
+    def __enter__(self) -> dict[str, int]:
+        for s in self.strategies:
+            self.counts[s.name] = 0
+            s.fit = self._wrap(s.name, s.fit)
+        return self.counts
+
+    def _wrap(self, name: str, fit: Any) -> Any:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.counts[name] += 1
+            return fit(*args, **kwargs)
+        return counted
+
+    def __exit__(self, *exc: Any) -> None:
+        for s in self.strategies:
+            if "fit" in vars(s):
+                del s.fit
+
+
+def oracle_task(prep: Prepared, seed: int) -> TransferTask:
+    """The task the oracle trains on: the advisor's splits and model, no feature cache, the CPU."""
+    from advisor.features.cache import FeatureCache
+
+    inputs, sp = prep.inputs, prep.inputs.splits
+    return TransferTask(source=inputs.source, target_train=sp.train, target_val=sp.val, backbone=inputs.backbone,
+                        target_unlabeled=inputs.target_unlabeled, device=inputs_device(), seed=seed,
                         cache=FeatureCache(None), pretrained=inputs.pretrained)
-    strategies = registry.select_strategies(None)
-    small = quick or spec.oracle == "quick"
-    oracle = run_oracle(task, strategies, sp.test, 2 if small else 3, small, log)
-    protocol += f"; {'quick' if small else 'full'} oracle"
-    floors = logistic_floors(inputs.source, sp, seed=spec.seed)
 
+
+def evaluate(spec: ScenarioSpec, registry: Any, out: Path, quick: bool, log: Any = print) -> ScenarioResult:
+    """Advisor, oracle and floors on one scenario."""
+    prep = prepare(spec, registry, log)
+    advisor, _ = run_advisor(prep, registry, out / "runs" / spec.name, log=log)
+    sp = prep.inputs.splits
+    small = quick or spec.oracle == "quick"
+    oracle = run_oracle(oracle_task(prep, spec.seed), registry.select_strategies(None), sp.test, 2 if small else 3,
+                        small, log)
+    protocol = prep.protocol + f"; {'quick' if small else 'full'} oracle"
+    floors = logistic_floors(prep.inputs.source, sp, seed=spec.seed)
+
+    ranking = advisor["advice_ranking"]
     oracle_scores = {r.strategy: r.test_score for r in oracle.rows}
     a_test = advisor["test_score"]
     regret = None if a_test is None else round(100 * (oracle.chosen_test - a_test), 2)
@@ -453,15 +537,111 @@ def evaluate(spec: ScenarioSpec, registry: Any, out: Path, quick: bool, log: Any
     top = ranking[0] if ranking else None
     top_regret = round(100 * (oracle.best_test - oracle_scores[top]), 2) if top in oracle_scores else None
     return ScenarioResult(
-        name=spec.name, protocol=protocol, sizes=sizes, advisor=advisor,
+        name=spec.name, protocol=protocol, sizes=prep.sizes, advisor=advisor,
         oracle={**{k: v for k, v in asdict(oracle).items() if k != "rows"},
                 "rows": [{k: v for k, v in asdict(r).items() if k != "test_pred"} for r in oracle.rows]},
         floors=floors.to_json(), regret=regret, regret_vs_test_best=regret_best,
         verdict_agrees=None if advisor["verdict_code"] is None else advisor["verdict_code"] == oracle.verdict_code,
         kendall_tau=kendall_tau(ranking, oracle_scores), advice_top=top, advice_top_regret=top_regret,
-        compute_ratio=round(advisor_s / oracle.seconds, 3) if oracle.seconds else None,
+        compute_ratio=round(advisor["seconds"] / oracle.seconds, 3) if oracle.seconds else None,
         advisor_at_or_above_floor=None if a_test is None else a_test >= floors.best(),
-        prepare_s=prepare_s,
+        prepare_s=prep.prepare_s,
+    )
+
+
+# --------------------------------------------------------------------------- the pinned oracle (--reuse-oracle)
+
+#: Verdicts of opposite sign: the advisor promises a gain where the oracle measured a loss, or the reverse.
+OPPOSITE = {("transfer_helps", "transfer_hurts"), ("transfer_hurts", "transfer_helps")}
+#: Floor tolerance: max(0.5 points, one test row).
+FLOOR_TOLERANCE = 0.005
+
+
+def floor_margin(n_test: int) -> float:
+    """How far below the best logistic floor still counts as at the floor: max(0.5 points, one test row)."""
+    return max(FLOOR_TOLERANCE, 1.0 / max(1, n_test))
+
+
+def linear_rows(task: TransferTask, strategies: list[Any], test: Domain, log: Any = print) -> list[OracleRow]:
+    """The oracle rows of the convex linear strategies (``LINEAR_GRIDS``), one seed, one retrain each."""
+    rows = []
+    for s in strategies:
+        if s.name not in LINEAR_GRIDS or task.unmet(s.needs) is not None:
+            continue
+        row = tune_strategy(s, task, test, grid_points(s, task, quick=False), 1)
+        log(f"  oracle {s.name}: {row.points} points, val {row.val_score:.3f}, test {row.test_score:.3f} "
+            f"({row.seconds:.1f} s)")
+        rows.append(row)
+    return rows
+
+
+def pinned_figures(advisor: dict[str, Any], stored: dict[str, Any], added: list[dict[str, Any]],
+                   n_test: int) -> dict[str, Any]:
+    """The advisor against the pinned oracle: the stored oracle's rows plus the ``added`` linear rows.
+
+    Compute: seconds and models trained each side (the oracle's ``fits``; the advisor's counted
+    ``fit`` calls). Regret against the best test score of any oracle-tuned strategy (points), and
+    the same regret of each fixed policy ("always S", S tuned by the oracle). The floor uses
+    ``floor_margin``; the verdict is compared with the stored oracle's.
+    """
+    o = stored["oracle"]
+    rows = list(o["rows"]) + list(added)
+    best = max(rows, key=lambda r: (r["test_score"], -r["val_score"]))
+    stored_s, added_s = float(o["seconds"]), sum(float(r["seconds"]) for r in added)
+    stored_fits, added_fits = sum(int(r["fits"]) for r in o["rows"]), sum(int(r["fits"]) for r in added)
+    a_test, a_code, o_code = advisor.get("test_score"), advisor.get("verdict_code"), o.get("verdict_code")
+    a_fits = (advisor.get("fits") or {}).get("total")
+    floor_best = stored["floors"]["best"]
+    margin = floor_margin(n_test)
+    return {
+        "oracle_seconds": {"stored": stored_s, "linear_grids": round(added_s, 1),
+                           "pinned": round(stored_s + added_s, 1)},
+        "oracle_fits": {"stored": stored_fits, "linear_grids": added_fits, "pinned": stored_fits + added_fits},
+        "advisor_fits": a_fits,
+        "compute_ratio_seconds": round(advisor["seconds"] / (stored_s + added_s), 3),
+        "compute_ratio_models": None if a_fits is None else round(a_fits / (stored_fits + added_fits), 3),
+        "best_test_strategy": best["strategy"], "best_test": best["test_score"],
+        "regret_vs_best": None if a_test is None else round(100 * (best["test_score"] - a_test), 2),
+        "regret_vs_stored_choice": None if a_test is None else round(100 * (o["chosen_test"] - a_test), 2),
+        "fixed_policy_regret": {r["strategy"]: round(100 * (best["test_score"] - r["test_score"]), 2) for r in rows},
+        "floor_margin": round(margin, 4),
+        "advisor_at_or_above_floor": None if a_test is None else a_test >= floor_best - margin - 1e-9,
+        "verdict_agrees": None if a_code is None else a_code == o_code,
+        "opposite_sign": (a_code, o_code) in OPPOSITE,
+        "oracle_verdict_code": o_code,
+        "racing_stops": len(advisor.get("stopped") or {}),
+        "stopped": advisor.get("stopped") or {},
+    }
+
+
+def evaluate_reusing(spec: ScenarioSpec, registry: Any, out: Path, stored: dict[str, Any], trials: int | None = None,
+                     log: Any = print) -> ScenarioResult:
+    """The current advisor against the stored (pinned) oracle of the same scenario plus the linear grids."""
+    if stored.get("error") or not stored.get("oracle"):
+        raise InputError(f"{spec.name}: the stored result has no oracle ({stored.get('error') or 'empty'})")
+    prep = prepare(spec, registry, log)
+    if prep.sizes != stored["sizes"]:
+        raise InputError(f"{spec.name}: splits differ from the stored oracle's ({prep.sizes} != {stored['sizes']})")
+    advisor, _ = run_advisor(prep, registry, out / "runs" / spec.name, trials=trials, log=log)
+    test = prep.inputs.splits.test
+    added = [{k: v for k, v in asdict(r).items() if k != "test_pred"}
+             for r in linear_rows(oracle_task(prep, spec.seed), registry.select_strategies(None), test, log)]
+    pin = pinned_figures(advisor, stored, added, len(test))
+    o = stored["oracle"]
+    ranking = advisor["advice_ranking"]
+    scores = {r["strategy"]: r["test_score"] for r in list(o["rows"]) + added}
+    top = ranking[0] if ranking else None
+    log(f"  pinned: regret {pin['regret_vs_best']} pts, compute {pin['compute_ratio_seconds']} s-ratio / "
+        f"{pin['compute_ratio_models']} model-ratio, floor {pin['advisor_at_or_above_floor']}, "
+        f"verdict {advisor['verdict_code']} vs {o['verdict_code']}")
+    return ScenarioResult(
+        name=spec.name, protocol=stored["protocol"] + "; oracle reused (pinned) + linear grids", sizes=prep.sizes,
+        advisor=advisor, oracle={**o, "added_rows": added}, floors=stored["floors"],
+        regret=pin["regret_vs_stored_choice"], regret_vs_test_best=pin["regret_vs_best"],
+        verdict_agrees=pin["verdict_agrees"], kendall_tau=kendall_tau(ranking, scores), advice_top=top,
+        advice_top_regret=round(100 * (pin["best_test"] - scores[top]), 2) if top in scores else None,
+        compute_ratio=pin["compute_ratio_seconds"], advisor_at_or_above_floor=pin["advisor_at_or_above_floor"],
+        prepare_s=prep.prepare_s, pinned=pin,
     )
 
 
@@ -493,6 +673,52 @@ def summarize(results: list[ScenarioResult]) -> dict[str, Any]:
                                                if r.oracle.get("chosen_test") is not None and r.floors]),
         "mean_kendall_tau": mean([r.kendall_tau for r in ok if r.kendall_tau is not None]),
         "mean_advice_top_regret_points": mean([r.advice_top_regret for r in ok if r.advice_top_regret is not None]),
+        **({"pinned": summarize_pinned([r.pinned for r in ok if r.pinned])} if any(r.pinned for r in ok) else {}),
+    }
+
+
+def summarize_pinned(pins: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures against the pinned oracle (issues 16 and 17): floor k/n, regrets, verdicts, compute, racing."""
+    def mean(xs: list[float]) -> float | None:
+        return round(float(np.mean(xs)), 3) if xs else None
+
+    floor = [p["advisor_at_or_above_floor"] for p in pins if p["advisor_at_or_above_floor"] is not None]
+    agree = [p["verdict_agrees"] for p in pins if p["verdict_agrees"] is not None]
+    secs = [p["compute_ratio_seconds"] for p in pins]
+    models = [p["compute_ratio_models"] for p in pins if p["compute_ratio_models"] is not None]
+    regrets = [p["regret_vs_best"] for p in pins if p["regret_vs_best"] is not None]
+    policies = sorted({s for p in pins for s in p["fixed_policy_regret"]})
+    # A fixed policy is scored where it applies; "n" says on how many scenarios.
+    fixed = {s: {"mean_regret_points": mean([p["fixed_policy_regret"][s] for p in pins
+                                              if s in p["fixed_policy_regret"]]),
+                 "n": sum(s in p["fixed_policy_regret"] for p in pins)} for s in policies}
+    full = {s: v for s, v in fixed.items() if v["n"] == len(pins)}
+    best_fixed = min(full or fixed, key=lambda s: (fixed[s]["mean_regret_points"], s)) if fixed else None
+    return {
+        "scenarios": len(pins),
+        "advisor_at_or_above_floor": {"k": sum(floor), "n": len(floor), "fraction": mean([float(f) for f in floor]),
+                                      "rule": "advisor test >= best logistic floor - max(0.5 points, one test row)",
+                                      "target": 0.8},
+        "mean_regret_vs_best_points": mean(regrets),
+        "sd_regret_vs_best_points": round(float(np.std(regrets)), 3) if regrets else None,
+        "mean_regret_vs_stored_choice_points": mean([p["regret_vs_stored_choice"] for p in pins
+                                                     if p["regret_vs_stored_choice"] is not None]),
+        "verdict_agreement": {"k": sum(agree), "n": len(agree), "fraction": mean([float(a) for a in agree])},
+        "opposite_sign_verdicts": sum(p["opposite_sign"] for p in pins),
+        "mean_compute_ratio": mean(secs), "max_compute_ratio": max(secs) if secs else None,
+        "mean_compute_ratio_models": mean(models), "max_compute_ratio_models": max(models) if models else None,
+        "target_compute_ratio": {"mean": 0.15, "max": 0.2},
+        "advisor_fits_mean": mean([p["advisor_fits"] for p in pins if p["advisor_fits"] is not None]),
+        "pinned_oracle_fits_mean": mean([p["oracle_fits"]["pinned"] for p in pins]),
+        "fixed_policy_regret": fixed,
+        "best_fixed_policy": best_fixed,
+        "best_fixed_policy_mean_regret_points": fixed[best_fixed]["mean_regret_points"] if best_fixed else None,
+        "racing_stops": {"total": sum(p["racing_stops"] for p in pins),
+                         "per_scenario_mean": mean([p["racing_stops"] for p in pins]),
+                         "by_strategy": {s: sum(s in p["stopped"] for p in pins)
+                                         for s in sorted({s for p in pins for s in p["stopped"]})}},
+        "compute_note": "pinned denominator: the oracle stored at commit aa26327 (its seconds and fits as measured "
+                        "then) plus target_linear's and pooled_linear's grids measured now",
     }
 
 
@@ -521,7 +747,7 @@ def markdown(results: list[ScenarioResult], summary: dict[str, Any], quick: bool
             f"{a['strategy']} ({a['verdict_code']}) | {_pct(a['test_score'])} | {r.regret} | "
             f"{'yes' if r.verdict_agrees else 'no'} | {r.kendall_tau} | {r.advice_top} ({r.advice_top_regret}) | "
             f"{_pct(f['target_only'])} / {_pct(f['source_only'])} / {_pct(f['pooled'])} | "
-            f"{a['seconds']:.0f} / {o['seconds']:.0f} = {r.compute_ratio} |")
+            f"{a['seconds']:.0f} / {oracle_seconds(r):.0f} = {r.compute_ratio} |")
     s = summary
     lines += ["", "| target | measured | goal |", "|---|---|---|",
               f"| mean regret (points) | {s['mean_regret_points']} | ≤ 1.5 |",
@@ -531,7 +757,53 @@ def markdown(results: list[ScenarioResult], summary: dict[str, Any], quick: bool
               f"| (context) oracle ≥ best LR floor | {_pct(s.get('oracle_at_or_above_best_floor'))}% of scenarios | |",
               f"| Kendall τ of quick advice (mean) | {s['mean_kendall_tau']} | (higher is better) |",
               f"| regret of quick advice's top pick (mean, points) | {s['mean_advice_top_regret_points']} | |"]
+    if "pinned" in s:
+        lines += ["", *pinned_markdown(results, s["pinned"])]
     return "\n".join(lines) + "\n"
+
+
+def oracle_seconds(r: ScenarioResult) -> float:
+    """The oracle's seconds behind ``compute_ratio``: the pinned ones when the oracle was reused."""
+    return float(r.pinned["oracle_seconds"]["pinned"]) if r.pinned else float(r.oracle["seconds"])
+
+
+def pinned_markdown(results: list[ScenarioResult], p: dict[str, Any]) -> list[str]:
+    """Per scenario and summary tables against the pinned oracle (aa26327 + the linear grids)."""
+    lines = ["Against the pinned oracle (stored at aa26327, plus target_linear's and pooled_linear's grids):", "",
+             "| scenario | advisor (verdict) | oracle best (test) | regret vs best | ≥ floor − margin | "
+             "verdict vs oracle | seconds ratio | models (advisor / oracle) | raced out |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        q = r.pinned
+        if not q:
+            continue
+        stops = ", ".join(f"{k} after {v.get('after_trials')}" for k, v in q["stopped"].items()) or "-"
+        lines.append(
+            f"| {r.name} | {r.advisor['strategy']} ({r.advisor['verdict_code']}) | {q['best_test_strategy']} "
+            f"({_pct(q['best_test'])}) | {q['regret_vs_best']} | {'yes' if q['advisor_at_or_above_floor'] else 'no'} "
+            f"| {r.advisor['verdict_code']} / {q['oracle_verdict_code']} | {q['compute_ratio_seconds']} | "
+            f"{q['advisor_fits']} / {q['oracle_fits']['pinned']} = {q['compute_ratio_models']} | "
+            f"{stops} |")
+    f, v = p["advisor_at_or_above_floor"], p["verdict_agreement"]
+    lines += ["", "| figure | measured | target |", "|---|---|---|",
+              f"| advisor ≥ best logistic floor − max(0.5 points, one test row) | {f['k']}/{f['n']} "
+              f"({_pct(f['fraction'])}%) | ≥ 80% |",
+              f"| mean regret vs best oracle-tuned test score (points, SD) | {p['mean_regret_vs_best_points']} "
+              f"({p['sd_regret_vs_best_points']}) | ≤ 1.5 |",
+              f"| verdict agreement with the stored oracle | {v['k']}/{v['n']} ({_pct(v['fraction'])}%) | ≥ 90% |",
+              f"| opposite-sign verdicts | {p['opposite_sign_verdicts']} | 0 |",
+              f"| compute / pinned oracle, seconds (mean, max) | {p['mean_compute_ratio']}, {p['max_compute_ratio']} "
+              "| ≤ 0.15, ≤ 0.2 |",
+              f"| compute / pinned oracle, models (mean, max) | {p['mean_compute_ratio_models']}, "
+              f"{p['max_compute_ratio_models']} | |",
+              f"| best fixed policy's mean regret | {p['best_fixed_policy_mean_regret_points']} "
+              f"(always {p['best_fixed_policy']}) | advisor's stays below |",
+              f"| racing stops (total, per scenario) | {p['racing_stops']['total']}, "
+              f"{p['racing_stops']['per_scenario_mean']} | |",
+              "", "| fixed policy | mean regret (points) | scenarios |", "|---|---|---|"]
+    for name, row in sorted(p["fixed_policy_regret"].items(), key=lambda kv: (kv[1]["mean_regret_points"], kv[0])):
+        lines.append(f"| always {name} | {row['mean_regret_points']} | {row['n']} |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -541,6 +813,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller oracle (2 seeds, 2 freeze depths)")
     parser.add_argument("--out", default="bench/out/quality", help="folder for the JSON results")
     parser.add_argument("--only", nargs="*", help="run only these scenario names")
+    parser.add_argument("--reuse-oracle", metavar="DIR",
+                        help="rerun only the advisor; take the oracle from DIR/<scenario>.json (pinned) and add "
+                             "the linear strategies' grids")
+    parser.add_argument("--advisor-trials", type=int, metavar="N",
+                        help="with --reuse-oracle: the advisor's per-strategy trial budget (default: its own)")
     parser.add_argument("--from-results", action="store_true",
                         help="run nothing: rebuild quality.json/.md from the per-scenario JSON files in --out")
     args = parser.parse_args(argv)
@@ -572,9 +849,21 @@ def main(argv: list[str] | None = None) -> int:
             stamps = sorted(time.strftime("%Y-%m-%d %H:%M", time.localtime(f.stat().st_mtime)) for f in files)
             measured = stamps[0] if stamps[0] == stamps[-1] else f"{stamps[0]} to {stamps[-1]}"
         specs = []
+    if args.reuse_oracle and Path(args.reuse_oracle).resolve() == out.resolve():
+        print("error: --reuse-oracle DIR and --out must differ (the stored oracle results stay as they are)",
+              file=sys.stderr)
+        return 2
     for spec in specs:
+        log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
         try:
-            res = evaluate(spec, registry, out, args.quick, log=lambda m: print(m, file=sys.stderr, flush=True))
+            if args.reuse_oracle:
+                stored_file = Path(args.reuse_oracle) / f"{spec.name}.json"
+                if not stored_file.exists():
+                    raise InputError(f"{stored_file}: no stored oracle result for this scenario")
+                res = evaluate_reusing(spec, registry, out, json.loads(stored_file.read_text()),
+                                       trials=args.advisor_trials, log=log)
+            else:
+                res = evaluate(spec, registry, out, args.quick, log=log)
         except InputError as exc:
             print(f"[{spec.name}] refused: {exc}", file=sys.stderr, flush=True)
             res = ScenarioResult(spec.name, "", {}, {}, {}, {}, None, None, None, None, None, None, None, None,
@@ -582,7 +871,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append(res)
         (out / f"{spec.name}.json").write_text(json.dumps(asdict(res), indent=1, default=str))
     summary = summarize(results)
-    doc = {"scenarios_file": args.scenarios, "quick": args.quick, "summary": summary, "argv": sys.argv[1:],
+    doc = {"scenarios_file": args.scenarios, "quick": args.quick, "reuse_oracle": args.reuse_oracle,
+           "summary": summary, "argv": sys.argv[1:],
            "results": [asdict(r) for r in results], "machine": machine(),
            "date": measured}
     (out / "quality.json").write_text(json.dumps(doc, indent=1, default=str))

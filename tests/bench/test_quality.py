@@ -188,3 +188,90 @@ def test_real_data_one_nn_and_dslr_refusal() -> None:
     assert round(100 * one_nn_accuracy(c, a), 1) == 23.7  # the published 1NN row, C -> A
     with pytest.raises(InputError, match="'mug' has only 8"):
         fixed_splits(load_file_domain(f"{d}/dslr.npz", "dslr", "l1-zscore"), labels_per_class=10)
+
+
+def _stored_oracle(name: str, sizes: dict[str, int]) -> dict:
+    """A stored per-scenario result as `bench.quality` wrote it at the pinned commit (the fields reused)."""
+    rows = [{"strategy": s, "family": "f", "params": {}, "val_score": v, "test_score": t, "points": 3, "fits": f,
+             "seconds": sec} for s, v, t, f, sec in (("target_only", 0.5, 0.6, 12, 2.0),
+                                                   ("finetune", 0.6, 0.7, 21, 3.0), ("l2sp", 0.55, 0.65, 57, 5.0))]
+    return {"name": name, "protocol": "p", "sizes": sizes, "error": None,
+            "floors": {"target_only": 0.62, "source_only": 0.4, "pooled": 0.6, "best": 0.62},
+            "oracle": {"rows": rows, "verdict_code": "transfer_helps", "chosen": "finetune", "chosen_test": 0.7,
+                       "best_test_strategy": "finetune", "best_test": 0.7, "seconds": 10.0, "skipped": {}}}
+
+
+def test_pinned_figures_rules() -> None:
+    from bench.quality import floor_margin, pinned_figures, summarize_pinned
+
+    stored = _stored_oracle("s", {})
+    added = [{"strategy": "target_linear", "test_score": 0.72, "val_score": 0.5, "fits": 6, "seconds": 0.5},
+             {"strategy": "pooled_linear", "test_score": 0.66, "val_score": 0.5, "fits": 16, "seconds": 1.5}]
+    assert floor_margin(67) == pytest.approx(1 / 67) and floor_margin(1000) == 0.005
+    advisor = {"test_score": 0.615, "verdict_code": "transfer_hurts", "seconds": 3.0, "fits": {"total": 28},
+               "stopped": {"l2sp": {"after_trials": 3, "reason": "trails"}}}
+    p = pinned_figures(advisor, stored, added, n_test=100)
+    assert p["oracle_seconds"]["pinned"] == 12.0 and p["oracle_fits"]["pinned"] == 90 + 22
+    assert p["compute_ratio_seconds"] == 0.25 and p["compute_ratio_models"] == round(28 / 112, 3)
+    assert p["best_test_strategy"] == "target_linear" and p["regret_vs_best"] == 10.5  # 72 - 61.5
+    assert p["fixed_policy_regret"] == {"target_only": 12.0, "finetune": 2.0, "l2sp": 7.0, "target_linear": 0.0,
+                                        "pooled_linear": 6.0}
+    assert p["advisor_at_or_above_floor"] is True  # 61.5 >= 62 - max(0.5, 1 row of 100 = 1.0)
+    assert p["verdict_agrees"] is False and p["opposite_sign"] is True and p["racing_stops"] == 1
+    worse = pinned_figures({**advisor, "test_score": 0.6, "verdict_code": "no_gain", "stopped": {}}, stored, added,
+                           n_test=1000)
+    assert worse["advisor_at_or_above_floor"] is False and worse["opposite_sign"] is False
+    s = summarize_pinned([p, worse])
+    assert s["advisor_at_or_above_floor"]["k"] == 1 and s["opposite_sign_verdicts"] == 1
+    assert s["best_fixed_policy"] == "target_linear" and s["best_fixed_policy_mean_regret_points"] == 0.0
+    assert s["max_compute_ratio"] == 0.25 and s["racing_stops"] == {"total": 1, "per_scenario_mean": 0.5,
+                                                                   "by_strategy": {"l2sp": 1}}
+
+
+def test_linear_grids() -> None:
+    from advisor.models.architectures import ModelSpec, build
+    from advisor.plugin.contracts import TransferTask
+    from advisor.plugin.registry import build_registry
+
+    reg = build_registry(load_entry_points=True)
+    d = _domain([6, 6, 6])
+    task = TransferTask(source=d, target_train=d, target_val=d, backbone=build(ModelSpec("mlp", "features", (6,)), 3,
+                                                                                seed=0))
+    l2s = [p["l2"] for p in grid_points(reg.strategy("target_linear"), task, quick=False)]
+    assert l2s == [1e-4, 1e-3, 1e-2, 0.1, 1]
+    pooled = grid_points(reg.strategy("pooled_linear"), task, quick=True)
+    assert len(pooled) == 15 and {p["target_share"] for p in pooled} == {0.2, 0.5, 0.8}
+
+
+def test_reuse_oracle_on_a_tiny_scenario(tmp_path: Path) -> None:
+    """--reuse-oracle end to end: the current advisor (1 trial per strategy) against a stored oracle."""
+    import json
+
+    from bench.quality import main
+
+    src = _npz(tmp_path / "src.npz", _domain([30, 30, 30], seed=1), counts=True)
+    tgt = _npz(tmp_path / "tgt.npz", _domain([12, 12, 12], seed=2), counts=True)
+    toml = tmp_path / "s.toml"
+    toml.write_text(f'[[scenario]]\nname = "toy"\nsource = "{src}"\ntarget = "{tgt}"\nlabels_per_class = 3\n'
+                    'preprocess = "l1-zscore"\n')
+    stored = tmp_path / "stored"
+    stored.mkdir()
+    (stored / "toy.json").write_text(json.dumps(_stored_oracle("toy", {"source": 90, "train": 9, "val": 12,
+                                                                       "test": 15})))
+    out = tmp_path / "out"
+    assert main(["--scenarios", str(toml), "--reuse-oracle", str(stored), "--out", str(stored)]) == 2
+    # One trial per strategy: the default budget is the real runs' business, too slow for a unit test.
+    assert main(["--scenarios", str(toml), "--reuse-oracle", str(stored), "--out", str(out),
+                 "--advisor-trials", "1"]) == 0
+    res = json.loads((out / "toy.json").read_text())
+    pin, fits = res["pinned"], res["advisor"]["fits"]
+    added = {r["strategy"]: r for r in res["oracle"]["added_rows"]}
+    assert (added["target_linear"]["points"], added["target_linear"]["fits"]) == (5, 6)
+    assert (added["pooled_linear"]["points"], added["pooled_linear"]["fits"]) == (15, 16)
+    assert pin["oracle_fits"]["pinned"] == 90 + 22
+    assert fits["trials"] >= 7 and fits["retrains"] >= 2 and fits["seed_repeats"] > 0
+    assert fits["total"] == sum(fits["per_strategy"].values()) == pin["advisor_fits"]
+    assert pin["compute_ratio_seconds"] == round(res["advisor"]["seconds"] / pin["oracle_seconds"]["pinned"], 3)
+    doc = json.loads((out / "quality.json").read_text())
+    assert doc["summary"]["pinned"]["scenarios"] == 1 and "fixed policy" in (out / "quality.md").read_text()
+    assert not list((out / "runs").glob("**/meta*"))  # no meta-store written beside the run
