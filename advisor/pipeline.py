@@ -60,6 +60,7 @@ from advisor.verdict import (
     gaps,
     mean_scores,
     pick_best,
+    transfer_tie_broken,
 )
 
 #: Seeds per arm: validation repeats of each best setting (fresh seeds, not the search's trial) and retrains.
@@ -629,5 +630,7 @@ def finalize(task: TransferTask, inputs: ResolvedInputs, states: list[SearchStat
     v = decide(options.score, test.y, b, test_pred[b], reference, test_pred[reference], means[b], means[reference],
                seed)
     result["recommendation"] = _recommendation(v, rows, repeats[v.chosen].params, test_pred[v.chosen], test.y)
+    # B won a tie within one validation sample by the quick advice's order, not by the top score
+    result["recommendation"]["tie_broken"] = transfer_tie_broken(means, roles, b)
     result["_internal"] = {"models": models, "classes": task.classes}  # for --export
     return result

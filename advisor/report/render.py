@@ -45,6 +45,23 @@ def gap_reason(gap: Gap, score_name: str) -> str | None:
     return None
 
 
+def tie_sentence(doc: dict[str, Any]) -> str:
+    """One sentence when the tie rule chose B (``recommendation.tie_broken``), else empty."""
+    rec = doc.get("recommendation") or {}
+    if not rec.get("tie_broken"):
+        return ""
+    b = rec.get("best_transfer_strategy") or rec.get("strategy")
+    rows = [r for r in doc.get("strategies") or [] if r.get("role") != "reference" and r.get("val_score") is not None]
+    mine = next((r["val_score"] for r in rows if r["strategy"] == b), None)
+    top = max((r for r in rows if r["strategy"] != b), key=lambda r: r["val_score"], default=None)
+    rival = ""
+    if top is not None and mine is not None:
+        rival = (f" although {top['strategy']} scores {'higher' if top['val_score'] > mine else 'as high'} on "
+                 f"validation ({top['val_score']:.3f} against {mine:.3f})")
+    return (f"Tie rule: {b} was chosen as the best transfer strategy{rival}: scores less than one validation "
+            "sample apart are tied, and a tie goes to the strategy the quick advice ranked higher.")
+
+
 def _seeds_line(doc: dict[str, Any]) -> str:
     """How many seeds stand behind the intervals and what they cover (empty for older reports)."""
     iv = doc.get("intervals")
@@ -90,6 +107,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
                   f"- test {doc.get('score')}: {_f(rec['test_score'])} (accuracy {_f(rec['test_accuracy'])}, "
                   f"{rec.get('test_size', '?')} samples); gain over {rec.get('reference', 'the reference')} "
                   f"{rec['test_gain']:+.3f} {_ci(rec['test_gain_ci'])}", ""]
+        if tie_sentence(doc):
+            lines += [tie_sentence(doc), ""]
     elif doc.get("strategies"):
         lines += ["No recommendation: " + doc.get("verdict_missing", "the search is incomplete."), ""]
     else:
@@ -175,6 +194,8 @@ def print_report(doc: dict[str, Any], console: Any, show_advice: bool = True) ->
                 f"test {doc.get('score')}: {_f(rec['test_score'])}{extra} on {rec.get('test_size', '?')} samples; "
                 f"gain over {rec.get('reference', 'the reference')} {rec['test_gain']:+.3f} "
                 f"{_ci(rec['test_gain_ci'])}")
+        if tie_sentence(doc):
+            body += f"\n\n{tie_sentence(doc)}"
         console.print(Panel(body, title=f"Recommendation: {rec['strategy']} ({rec['verdict_code']})"))
     elif doc.get("strategies"):
         console.print("No recommendation: " + doc.get("verdict_missing", "the search is incomplete."))

@@ -14,7 +14,9 @@ from advisor.verdict.rules import (
     gaps,
     mean_scores,
     pick_best,
+    tie_decided,
+    transfer_tie_broken,
 )
 
 __all__ = ["REFERENCE_ROLE", "VERDICT_CODES", "Gap", "Verdict", "choose_reference", "choose_transfer", "decide",
-           "gaps", "mean_scores", "pick_best"]
+           "gaps", "mean_scores", "pick_best", "tie_decided", "transfer_tie_broken"]

@@ -43,6 +43,17 @@ def pick_best(means: Mapping[str, float], prior_order: Sequence[str], n_val: int
     return min(tied, key=lambda name: (rank.get(name, len(rank)), -means[name], name))
 
 
+def tie_decided(means: Mapping[str, float], chosen: str | None) -> bool:
+    """Whether ``chosen`` (``pick_best`` on these ``means``) won a tie rather than the top score.
+
+    True when another name scores at least as high: the pick was decided by the tie rule (the
+    quick advice's order, then the alphabet), which a report must say to explain its ranking.
+    """
+    if chosen is None or chosen not in means:
+        return False
+    return any(m >= means[chosen] for name, m in means.items() if name != chosen)
+
+
 def choose_reference(means: Mapping[str, float], roles: Mapping[str, str], prior_order: Sequence[str],
                      n_val: int) -> str | None:
     """The reference of the gaps and the verdict: the best reference-role candidate by its seed-repeat mean."""
@@ -52,7 +63,16 @@ def choose_reference(means: Mapping[str, float], roles: Mapping[str, str], prior
 def choose_transfer(means: Mapping[str, float], roles: Mapping[str, str], prior_order: Sequence[str],
                     n_val: int) -> str | None:
     """B, the strategy the verdict tests: the best non-reference strategy by its seed-repeat mean."""
-    return pick_best({k: v for k, v in means.items() if roles.get(k) != REFERENCE_ROLE}, prior_order, n_val)
+    return pick_best(_transfer_means(means, roles), prior_order, n_val)
+
+
+def transfer_tie_broken(means: Mapping[str, float], roles: Mapping[str, str], chosen: str | None) -> bool:
+    """Whether B (``choose_transfer``'s pick) won a tie among the non-reference strategies (``tie_decided``)."""
+    return tie_decided(_transfer_means(means, roles), chosen)
+
+
+def _transfer_means(means: Mapping[str, float], roles: Mapping[str, str]) -> dict[str, float]:
+    return {k: v for k, v in means.items() if roles.get(k) != REFERENCE_ROLE}
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from advisor.search.scoring import COVERS_SAMPLES, COVERS_SEEDS, paired_bootstrap_diff, seed_sample_ci, seed_scores
-from advisor.verdict import choose_reference, choose_transfer, decide, gaps, mean_scores, pick_best
+from advisor.verdict import (
+    choose_reference,
+    choose_transfer,
+    decide,
+    gaps,
+    mean_scores,
+    pick_best,
+    tie_decided,
+    transfer_tie_broken,
+)
 
 K = 10  # classes
 
@@ -37,6 +46,30 @@ def test_pick_best_ties_within_one_sample_go_to_the_prior() -> None:
     assert pick_best(means, prior, n_val=1000) == "l2sp"
     assert pick_best({"b": 0.5, "a": 0.5}, [], n_val=10) == "a"
     assert pick_best({}, prior, n_val=10) is None
+
+
+def test_tie_decided_only_when_the_pick_is_not_the_single_top_mean() -> None:
+    means = {"l2sp": 0.570, "progressive_unfreezing": 0.566, "finetune": 0.40}
+    prior = ["finetune", "progressive_unfreezing", "l2sp"]
+    tied = pick_best(means, prior, n_val=100)
+    assert tied == "progressive_unfreezing" and tie_decided(means, tied)  # the prior beat a higher mean
+    clear = pick_best(means, prior, n_val=1000)
+    assert clear == "l2sp" and not tie_decided(means, clear)  # the top mean won
+    # tied within a sample, but the prior's first is also the top mean: the score decided
+    assert pick_best(means, ["l2sp", "progressive_unfreezing"], n_val=100) == "l2sp"
+    assert not tie_decided(means, "l2sp")
+    assert tie_decided({"b": 0.5, "a": 0.5}, "a")  # equal means: the rule decided, not the score
+    assert not tie_decided({"a": 0.5}, "a") and not tie_decided({}, None)
+
+
+def test_transfer_tie_broken_ignores_the_references() -> None:
+    roles = {"target_only": "reference", "probe": "probe", "tuned": "transfer"}
+    means = {"target_only": 0.95, "probe": 0.801, "tuned": 0.80}
+    b = choose_transfer(means, roles, ["tuned", "probe", "target_only"], n_val=100)
+    assert b == "tuned" and transfer_tie_broken(means, roles, b)  # 0.001 < 1/100: the prior chose tuned
+    b = choose_transfer(means, roles, ["probe", "tuned"], n_val=100)
+    assert b == "probe" and not transfer_tie_broken(means, roles, b)  # a higher reference is no tie
+    assert not transfer_tie_broken(means, roles, None)
 
 
 def test_reference_and_b_are_chosen_by_role_and_seed_mean() -> None:

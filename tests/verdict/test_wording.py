@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from advisor.report.render import gap_reason, render_markdown, verdict_sentence
+from advisor.report.render import gap_reason, print_report, render_markdown, tie_sentence, verdict_sentence
 from advisor.verdict import decide, gaps
 
 Y = np.arange(200) % 4
@@ -39,3 +39,31 @@ def test_markdown_says_what_the_intervals_cover() -> None:
                                                                  "covers": "training seeds and samples"}}
     md = render_markdown(doc)
     assert "Intervals: 95%, over training seeds and samples" in md and "5 seed repeats" in md
+
+
+def _tie_doc(tie_broken: bool | None) -> dict:
+    row = {"family": "model", "status": "complete", "params": {}, "val_ci": None, "ntg": None, "ntg_ci": None,
+           "negative_transfer": False, "risk": "low", "reasons": [], "trials": 1, "budget": 1, "errors": []}
+    rec = {"strategy": "probe", "family": "model", "params": {}, "test_score": 0.8, "test_accuracy": 0.8,
+           "test_gain": 0.02, "test_gain_ci": [-0.01, 0.05], "verdict": "Transfer gives little or nothing.",
+           "verdict_code": "no_gain", "best_transfer_strategy": "probe", "reference": "target_only"}
+    if tie_broken is not None:
+        rec["tie_broken"] = tie_broken
+    return {"score": "accuracy", "recommendation": rec, "strategies": [
+        {**row, "strategy": "target_only", "role": "reference", "val_score": 0.9},
+        {**row, "strategy": "tuned", "role": "transfer", "val_score": 0.805},
+        {**row, "strategy": "probe", "role": "probe", "val_score": 0.8}]}
+
+
+def test_the_tie_rule_is_said_only_when_it_decided() -> None:
+    from rich.console import Console
+
+    text = tie_sentence(_tie_doc(True))
+    assert text.startswith("Tie rule: probe was chosen") and "tuned scores higher" in text
+    assert "(0.805 against 0.800)" in text and "target_only" not in text  # the reference is no rival
+    assert text in render_markdown(_tie_doc(True))
+    console = Console(record=True, width=400)
+    print_report(_tie_doc(True), console)
+    assert "Tie rule: probe was chosen" in console.export_text()
+    for quiet in (False, None):  # a top score that won, and an old report without the field
+        assert tie_sentence(_tie_doc(quiet)) == "" and "Tie rule" not in render_markdown(_tie_doc(quiet))
