@@ -501,3 +501,15 @@ def test_recommendation_page_one_test_number_and_the_tie_rule(runs: Path) -> Non
     assert at.metric[0].value == "0.935"
     assert "The exported model (the first retrain) scores 0.942" in texts(at)
     assert "importance is first by validation score but l2sp was chosen" in texts(at)
+
+
+def test_recommendation_page_follows_the_tie_broken_field(runs: Path) -> None:
+    doc = copy.deepcopy(REPORT)
+    doc["strategies"][2] = {**HURTS, "val_score": 0.912, "negative_transfer": False, "ntg": -0.122}
+    doc["recommendation"]["tie_broken"] = False  # the field wins over what the rows suggest
+    at = page("views/recommendation.py", {"report": doc})
+    assert "Tie rule" not in texts(at) and "is first by validation score" not in texts(at)
+    doc["recommendation"]["tie_broken"] = True
+    at = page("views/recommendation.py", {"report": doc})
+    assert ("Tie rule: l2sp was chosen as the best transfer strategy although importance scores higher on "
+            "validation (0.912 against 0.910)") in texts(at)

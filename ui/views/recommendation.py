@@ -20,7 +20,7 @@ from advisor_ui.common import (
     show_error,
 )
 
-from advisor.report.render import public
+from advisor.report.render import public, tie_sentence
 from advisor.runs import background as uirun
 
 VERDICT_BOX = {"transfer_helps": st.success, "no_gain": st.info, "transfer_hurts": st.warning}
@@ -231,27 +231,27 @@ def reconcile(doc: dict[str, Any]) -> str:
 
 
 def _tie_note(doc: dict[str, Any]) -> str:
-    """Why the pick is not the top row by validation, when it is not."""
+    """Why the pick is not the top row by validation: the tie rule when ``recommendation.tie_broken`` says it
+    decided (inferred from the rows for reports written before the field), and the reference's own win."""
     rec = doc.get("recommendation") or {}
-    if rec.get("tie_broken"):
-        tb = rec["tie_broken"]
-        return tb if isinstance(tb, str) else (
-            "Tie rule: strategies less than one validation sample apart are tied; the tie goes to the one the "
-            "quick advice ranked higher.")
     rows = [r for r in doc.get("strategies") or [] if r.get("val_score") is not None]
     if not rec or not rows:
         return ""
     b = rec.get("best_transfer_strategy") or rec["strategy"]
     ref = reference_of(doc)
-    top = [r["strategy"] for r in sorted(rows, key=lambda r: -r["val_score"]) if r["strategy"] != ref]
-    if top and top[0] != b:
-        return (f"{top[0]} is first by validation score but {b} was chosen as the best transfer strategy: scores "
-                "less than one validation sample apart are tied and a tie goes to the strategy the quick advice "
-                "ranked higher.")
+    parts = []
+    if "tie_broken" in rec:
+        parts.append(tie_sentence(doc))
+    else:  # an older report: the tie rule decided when B is not the top non-reference row
+        top = [r["strategy"] for r in sorted(rows, key=lambda r: -r["val_score"]) if r["strategy"] != ref]
+        if top and top[0] != b:
+            parts.append(f"{top[0]} is first by validation score but {b} was chosen as the best transfer strategy: "
+                         "scores less than one validation sample apart are tied and a tie goes to the strategy the "
+                         "quick advice ranked higher.")
     if rec["strategy"] == ref and rec.get("verdict_code") != "transfer_hurts":
-        return (f"The reference {ref} is recommended: the gain of {b} is not clear on test, and {ref} is at least "
-                "as good on validation.")
-    return ""
+        parts.append(f"The reference {ref} is recommended: the gain of {b} is not clear on test, and {ref} is at "
+                     "least as good on validation.")
+    return " ".join(p for p in parts if p)
 
 
 def render(doc: dict[str, Any], run_dir: Path | None) -> None:
