@@ -50,6 +50,7 @@ from advisor.search.study import (
     stopped,
     wait_for_running,
 )
+from advisor.search.warmstart import warm_started
 from advisor.verdict import (
     REFERENCE_ROLE,
     Gap,
@@ -124,6 +125,7 @@ class StrategyRow:
     role: str = "transfer"  # the strategy's declared role: "reference" | "probe" | "transfer"
     seeds: int = 0  # seed repeats behind val_score, val_ci and the gap
     stopped: dict[str, Any] | None = None  # racing: {"after_trials", "reason"}; None when its budget ran
+    warm_start: list[str] = field(default_factory=list)  # meta-store record ids whose settings it tried first
 
 
 def task_fingerprint(inputs: ResolvedInputs, score_name: str, seed: int, max_epochs: int) -> str:
@@ -335,6 +337,14 @@ def recommend(
         budget = raise_budget(study, options.trials if options.trials is not None
                               else (get_budget(study) or DEFAULT_TRIALS))
         states.append(SearchState(s, study, budget))
+    if any(not st.study.trials for st in states):  # new studies start from similar past tasks' best settings
+        from advisor.runs.metastore import load_records
+        from advisor.search.warmstart import plan
+
+        warm = plan([st.strategy for st in states if not st.study.trials], task, advice.evidence,
+                    inputs.splits.train.kind, load_records(options.meta_store))
+        for st in states:
+            st.warm_start = warm.get(st.strategy.name, [])
     run.store.add_strategies(run_name, [st.strategy.name for st in states])  # workers may join from here
     emit("search_start", {"total": sum(st.budget for st in states),
                           "done": sum(min(finished_trials(st.study), st.budget) for st in states)})
@@ -498,7 +508,7 @@ def _row(st: SearchState, rep: SeedRepeats, advice_row: Any, score_name: str, y_
     if rep.trial is None:
         return StrategyRow(name, st.strategy.family, "failed" if st.failed else "incomplete", {}, None, None, None,
                            None, None, False, a.risk, list(a.reasons), done, st.budget, st.errors[-3:],
-                           st.strategy.role, 0, stop)
+                           st.strategy.role, 0, stop, warm_started(st.study))
     status = "failed" if st.failed else "complete" if done >= st.budget or stop else "incomplete"
     val, vacc, ci, seeds = rep.trial.value, None, None, 0
     if rep.preds is not None:
@@ -507,7 +517,7 @@ def _row(st: SearchState, rep: SeedRepeats, advice_row: Any, score_name: str, y_
         vacc = float(seed_scores("accuracy", y_val, rep.preds).mean())
     return StrategyRow(name, st.strategy.family, status, rep.params, val, vacc, ci, None, None, False, a.risk,
                        list(a.reasons) + _fit_reasons(rep.trial.user_attrs.get("info", {})), done, st.budget,
-                       st.errors[-3:], st.strategy.role, seeds, stop)
+                       st.errors[-3:], st.strategy.role, seeds, stop, warm_started(st.study))
 
 
 def _apply_gap(row: StrategyRow, gap: Gap, score_name: str) -> None:

@@ -23,6 +23,15 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ["TRANSFER_ADVISOR_CACHE"] = old
 
 
+@pytest.fixture(autouse=True)
+def empty_meta_store(isolated_cache: Path) -> None:
+    """Every test starts with an empty default meta-store: a run warm-starts from the store's records, so one
+    test's runs must not change another's trials."""
+    import shutil
+
+    shutil.rmtree(isolated_cache / "meta", ignore_errors=True)
+
+
 @pytest.fixture
 def make_digits_folder() -> Callable[..., Path]:
     """Write sklearn digits as PNGs in class folders (sizes vary per image); returns the root."""

@@ -132,6 +132,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
                 f"{_ci(r['val_ci'])} | {_f(r['ntg'])} | "
                 f"{_ci(r['ntg_ci'])} | {'yes' if r['negative_transfer'] else 'no'} | {r['risk']} | "
                 f"{_trials(r)} | {_params(r['params'])} |")
+        if _warm_line(doc):
+            lines += ["", _warm_line(doc)]
         raced = [r for r in doc["strategies"] if r.get("stopped")]
         if raced:
             lines += ["", "### Stopped by racing", ""]
@@ -178,6 +180,8 @@ def print_report(doc: dict[str, Any], console: Any, show_advice: bool = True) ->
         for r in doc["strategies"]:
             if r.get("stopped"):
                 console.print(f"[dim]{r['strategy']} stopped by racing: {r['stopped']['reason']}[/dim]")
+        if _warm_line(doc):
+            console.print(f"[dim]{_warm_line(doc)}[/dim]")
         if _seeds_line(doc):
             console.print(_seeds_line(doc))
         for r in doc["strategies"]:
@@ -216,6 +220,14 @@ def print_advice(advice: dict[str, Any], not_applicable: dict[str, str], console
     console.print(t)
     for k, v in not_applicable.items():
         console.print(f"not applicable: {k}: {v}")
+
+
+def _warm_line(doc: dict[str, Any]) -> str:
+    """Which meta-store records warm-started which strategy (empty when none did)."""
+    parts = [f"{r['strategy']} from {', '.join(r['warm_start'])}" for r in doc.get("strategies", [])
+             if r.get("warm_start")]
+    return ("Warm start (best settings of similar past runs, tried after the default and before TPE): "
+            + "; ".join(parts) + ".") if parts else ""
 
 
 def _trials(row: dict[str, Any]) -> str:

@@ -83,6 +83,29 @@ class MetaStore:
         return out
 
 
+def load_records(store: str | None) -> list[dict[str, Any]]:
+    """The records of the ``--meta-store`` folder (``none``: no records; an unreadable store: none, since a run
+    never fails for its meta-store), one per run fingerprint (the latest)."""
+    folder = resolve_meta_store(store)
+    if folder is None:
+        return []
+    try:
+        records = MetaStore(folder).records()
+    except (OSError, UnicodeDecodeError):
+        return []
+    latest: dict[str, int] = {}
+    out: list[dict[str, Any]] = []
+    for rec in records:
+        fp = rec.get("fingerprint")
+        if fp and fp in latest:
+            out[latest[fp]] = rec
+            continue
+        if fp:
+            latest[fp] = len(out)
+        out.append(rec)
+    return out
+
+
 def new_id() -> str:
     """A short unique record id."""
     return uuid.uuid4().hex[:12]

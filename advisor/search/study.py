@@ -338,6 +338,7 @@ class SearchState:
     errors: list[str] = field(default_factory=list)
     redraws: int = 0  # consecutive duplicate draws (see MAX_REDRAWS)
     started: bool = False  # the default setting is enqueued (``start_search``)
+    warm_start: list[Any] = field(default_factory=list)  # ``warmstart.WarmSetting``s a new study enqueues
 
     @property
     def done(self) -> bool:
@@ -467,8 +468,12 @@ def run_search(
 
 def start_search(state: SearchState, task: TransferTask) -> None:
     """Before a state's first trial here: reap dead trials (re-enqueueing their parameters) and, in a
-    new study, enqueue the strategy's default setting. A raising ``default_params`` fails the
-    strategy with its error; the other strategies go on."""
+    new study, enqueue the strategy's default setting, then its warm start (``state.warm_start``: the best
+    settings of similar past tasks, see ``advisor.search.warmstart``), all before TPE's own proposals. A
+    resumed study (any trial) gets neither. A raising ``default_params`` fails the strategy with its error;
+    the other strategies go on."""
+    from advisor.search.warmstart import enqueue
+
     if state.started:
         return
     state.started = True
@@ -483,3 +488,5 @@ def start_search(state: SearchState, task: TransferTask) -> None:
     except Exception as exc:  # noqa: BLE001 - a plugin's error is reported, never fatal to the run
         state.failed = True
         state.errors.append(f"default_params: {_one_line(exc)}")
+        return
+    enqueue(state.study, state.warm_start)
