@@ -298,7 +298,8 @@ def test_trial_progress_reads_the_run_storage(runs: Path) -> None:
     assert uirun.load_study(d, "l2sp").trials[0].state.name == "COMPLETE"
     at = page("views/search.py", {"search_run": str(d)})
     assert at.dataframe[0].value["strategy"].tolist() == ["l2sp"]
-    assert len(at.get("plotly_chart")) == 2  # optimisation history and intermediate values
+    # every strategy's history, then l2sp's parallel coordinates, parameter importance and per-epoch values
+    assert len(at.get("plotly_chart")) == 4
 
 
 def _alive(pid: int) -> bool:
@@ -365,7 +366,7 @@ def test_interrupted_trials_are_not_failures_and_plots_say_so(runs: Path) -> Non
     assert (row["failed"], row["interrupted"], row["finished"]) == (1, 1, 0)
     at = page("views/search.py", {"search_run": str(d)})
     assert not at.get("plotly_chart")  # no empty axes
-    assert "target_only has no finished trial yet" in texts(at)
+    assert "No strategy has a finished trial yet" in texts(at)
     assert "not failures of the strategy" in texts(at)
 
 
@@ -513,3 +514,67 @@ def test_recommendation_page_follows_the_tie_broken_field(runs: Path) -> None:
     at = page("views/recommendation.py", {"report": doc})
     assert ("Tie rule: l2sp was chosen as the best transfer strategy although importance scores higher on "
             "validation (0.912 against 0.910)") in texts(at)
+
+
+def _studies(runs: Path, trials: dict[str, list[tuple[float | None, float]]], name: str = "plot-run") -> Path:
+    """A run whose storage holds one study per strategy; a trial is (its parameter x or None, its score)."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    from advisor.runs.storage import open_storage
+
+    d = make_run(runs, name)
+    storage = open_storage(str(d / "optuna.journal"))
+    for strategy, specs in trials.items():
+        study = optuna.create_study(study_name=f"{name}:{strategy}", storage=storage, direction="maximize")
+        study.set_user_attr("budget", len(specs))
+        for x, value in specs:
+            params, dists = ({"x": x}, {"x": FloatDistribution(0.0, 1.0)}) if x is not None else ({}, {})
+            study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=value,
+                                                      intermediate_values={0: value / 2, 1: value}))
+    return d
+
+
+def _charts(at: AppTest) -> list[dict[str, Any]]:
+    return [json.loads(e.proto.spec) for e in at.get("plotly_chart")]
+
+
+def test_search_history_of_every_strategy_with_racing_stops(runs: Path) -> None:
+    from advisor.search.study import STOPPED_ATTR
+
+    d = _studies(runs, {"l2sp": [(0.1, 0.60), (0.5, 0.80), (0.9, 0.70), (0.3, 0.85)],
+                        "probe": [(0.2, 0.50), (0.4, 0.55), (0.6, 0.52)]})
+    reason = "after 3 trials its best validation score 0.550 trailed l2sp's 0.800 by more than 0.020"
+    uirun.load_study(d, "probe").set_user_attr(STOPPED_ATTR, {"after_trials": 3, "reason": reason})
+    at = page("views/search.py", {"search_run": str(d)})
+    history, parallel, importance, _ = _charts(at)
+    lines = {t["name"]: t for t in history["data"] if t.get("mode") == "lines+markers"}
+    assert lines["l2sp"]["x"] == [0, 1, 2, 3] and lines["l2sp"]["y"] == [0.6, 0.8, 0.8, 0.85]  # best so far
+    assert lines["probe"]["y"] == [0.5, 0.55, 0.55]
+    (stop,) = [t for t in history["data"] if t["name"] == "stopped by racing"]
+    assert stop["x"] == [2] and stop["y"] == [0.55] and stop["marker"]["symbol"] == "x"
+    assert f"probe was stopped by racing: {reason}" in texts(at)
+    assert history["layout"]["xaxis"]["range"] == [-0.5, 3.5]
+    assert at.selectbox(key="plot_strategy").value == "l2sp"
+    assert parallel["layout"]["title"]["text"] == "Parallel Coordinate Plot"
+    assert importance["data"][0]["type"] == "bar" and importance["data"][0]["y"] == ["x"]
+    at.selectbox(key="plot_strategy").set_value("probe").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 4
+
+
+def test_search_plots_of_one_trial_and_of_constant_parameters_say_why(runs: Path) -> None:
+    d = _studies(runs, {"l2sp": [(0.5, 0.8)], "target_only": [(None, 0.7), (None, 0.7)]}, name="one-run")
+    at = page("views/search.py", {"search_run": str(d)})
+    history = _charts(at)[0]
+    assert history["layout"]["xaxis"]["range"] == [-0.5, 1.5]  # trial 0 and 1, not -1..1
+    lo, hi = history["layout"]["yaxis"]["range"]
+    assert lo == pytest.approx(0.68) and hi == pytest.approx(0.82)  # around the scores, not 0..1.5
+    assert "one finished trial shows one point" in texts(at)
+    assert len(at.get("plotly_chart")) == 3  # history, parallel coordinates, per-epoch values
+    assert "Parameter importance needs at least two finished trials; this strategy has 1." in texts(at)
+    at.selectbox(key="plot_strategy").set_value("target_only").run()
+    assert "target_only has no tuned parameter" in texts(at)
+    assert "no tuned parameter, so there is no importance to show" in texts(at)
+    same = _studies(runs, {"l2sp": [(0.5, 0.8), (0.5, 0.81)]}, name="same-run")
+    at = page("views/search.py", {"search_run": str(same)})
+    assert "Every finished trial used the same parameters" in texts(at)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import plotly.graph_objects as go
 import streamlit as st
 from advisor_ui.common import (
     DEFAULT_SCENARIO,
@@ -24,10 +25,15 @@ from advisor.models.inputs import InputRequest
 from advisor.pipeline import RecommendOptions
 from advisor.runs import background as uirun
 from advisor.runs.reopen import load_run_report
+from advisor.search.study import stopped
 
 POLL_SECONDS = 2
 NEXT_DIR_KEY = "search_next_dir"  # the run directory the next Start uses: two clicks share it, the lock refuses one
 WAS_RUNNING_KEY = "search_was_running"  # the page reruns once when its run stops, to enable Start again
+#: One colour per strategy on the history chart (plotly's default cycle); a racing stop is a black cross.
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf"]
+STOP_COLOUR = "#000000"
 STATE_LABEL = {"running": "Running", "finished": "Finished", "failed": "Failed", "cancelled": "Cancelled",
                "idle": "Not started"}
 
@@ -158,35 +164,140 @@ def _progress(run_dir: Path) -> None:
                      query_params={RUN_PARAM: run_dir.name})
 
 
-def _plots(run_dir: Path) -> None:
-    """optuna.visualization for one strategy's study; words instead of empty axes."""
-    import optuna.visualization as ov
+def _complete(study: Any) -> list[Any]:
+    """The study's completed trials with a value, in trial-number order."""
     from optuna.trial import TrialState
+
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return sorted((t for t in done if t.value is not None), key=lambda t: t.number)
+
+
+def _stop_trial(study: Any) -> Any | None:
+    """The trial after which racing stopped the strategy: its ``after_trials``-th finished trial, by number."""
+    from optuna.trial import TrialState
+
+    stop = stopped(study)
+    if stop is None:
+        return None
+    finished = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)),
+                      key=lambda t: t.number)
+    k = int(stop.get("after_trials") or 0)
+    return finished[min(k, len(finished)) - 1] if finished and k > 0 else None
+
+
+def history_chart(studies: dict[str, Any]) -> go.Figure | None:
+    """Every strategy's best-so-far validation score against the trial number on one chart, racing stops
+    marked with a cross; ``None`` when no strategy has a completed trial (say so in words)."""
+    fig = go.Figure()
+    values: list[float] = []
+    last = 0
+    for i, (name, study) in enumerate(sorted(studies.items())):
+        trials = _complete(study)
+        if not trials:
+            continue
+        colour = PALETTE[i % len(PALETTE)]
+        sign = -1.0 if study.direction.name == "MINIMIZE" else 1.0
+        best, best_so_far = None, []
+        for t in trials:
+            best = t.value if best is None or sign * t.value > sign * best else best
+            best_so_far.append(best)
+        xs = [t.number for t in trials]
+        values += [t.value for t in trials]
+        last = max(last, xs[-1])
+        fig.add_trace(go.Scatter(x=xs, y=best_so_far, mode="lines+markers", name=name, legendgroup=name,
+                                 line={"color": colour, "shape": "hv"}, marker={"color": colour, "size": 7},
+                                 hovertemplate=f"{name}: best %{{y:.3f}} after trial %{{x}}<extra></extra>"))
+        fig.add_trace(go.Scatter(x=xs, y=[t.value for t in trials], mode="markers", name=f"{name} trials",
+                                 legendgroup=name, showlegend=False, opacity=0.35,
+                                 marker={"color": colour, "size": 6, "symbol": "circle-open"},
+                                 hovertemplate=f"{name}: trial %{{x}} scored %{{y:.3f}}<extra></extra>"))
+        stop_at = _stop_trial(study)
+        if stop_at is not None:
+            y = max((b for t, b in zip(trials, best_so_far, strict=True) if t.number <= stop_at.number),
+                    default=best_so_far[0])
+            reason = str(stopped(study).get("reason", "")).replace("<", "&lt;")
+            fig.add_trace(go.Scatter(x=[stop_at.number], y=[y], mode="markers", name="stopped by racing",
+                                     legendgroup="stopped", showlegend=not any(d.name == "stopped by racing"
+                                                                               for d in fig.data),
+                                     marker={"color": STOP_COLOUR, "size": 13, "symbol": "x"},
+                                     hovertemplate=f"{name} stopped by racing: {reason}<extra></extra>"))
+    if not values:
+        return None
+    lo, hi = min(values), max(values)
+    pad = max(0.02, 0.1 * (hi - lo))
+    fig.update_xaxes(title="trial number", range=[-0.5, last + 0.5], tickmode="linear" if last <= 20 else "auto",
+                     dtick=1 if last <= 20 else None)
+    fig.update_yaxes(title="validation score (best so far; faint: each trial)", range=[lo - pad, hi + pad])
+    fig.update_layout(title="Optimisation history of every strategy", height=380,
+                      margin={"l": 10, "r": 10, "t": 50, "b": 40}, legend={"orientation": "h", "y": -0.2})
+    return fig
+
+
+def importance_problem(study: Any) -> str | None:
+    """Why parameter importance cannot be computed for the study, in words; ``None`` when it can."""
+    trials = _complete(study)
+    if len(trials) < 2:
+        return f"Parameter importance needs at least two finished trials; this strategy has {len(trials)}."
+    names = {k for t in trials for k in t.params}
+    if not names:
+        return "This strategy has no tuned parameter, so there is no importance to show."
+    if not any(len({repr(t.params.get(k)) for t in trials}) > 1 for k in names):
+        return "Every finished trial used the same parameters, so their importance cannot be told apart yet."
+    return None
+
+
+def _load_studies(run_dir: Path, names: list[str]) -> dict[str, Any]:
+    return {name: uirun.load_study(run_dir, name) for name in names}
+
+
+def _plots(run_dir: Path) -> None:
+    """All strategies' histories on one chart, then one strategy's parallel coordinates, parameter importance
+    and per-epoch values (optuna.visualization); words instead of empty axes."""
+    import optuna.visualization as ov
 
     try:
         rows = uirun.trial_progress(run_dir)
+        if not rows:
+            return
+        studies = _load_studies(run_dir, [r["strategy"] for r in rows])
     except Exception as exc:
         show_error(exc)
         return
-    if not rows:
-        return
     st.subheader("Optimisation plots")
-    strategy = st.selectbox("Strategy", [r["strategy"] for r in rows], key="plot_strategy")
+    fig = history_chart(studies)
+    if fig is None:
+        st.info("No strategy has a finished trial yet: the history appears after the first one.")
+        return
+    st.plotly_chart(fig)
+    for name, study in sorted(studies.items()):
+        stop = stopped(study)
+        if stop is not None:
+            st.caption(f"{name} was stopped by racing: {stop.get('reason', '')}.")
+    if any(len(_complete(study)) == 1 for study in studies.values()):
+        st.caption("A strategy with one finished trial shows one point: its history grows with each trial.")
+    names = sorted(studies)
+    first = next((i for i, n in enumerate(names) if _complete(studies[n])), 0)
+    strategy = st.selectbox("Strategy for the detailed plots", names, index=first, key="plot_strategy")
+    study = studies[strategy]
     try:
-        study = uirun.load_study(run_dir, strategy)
-        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        complete = _complete(study)
         if not complete:
             st.info(f"{strategy} has no finished trial yet: nothing to plot.")
             return
         c1, c2 = st.columns(2)
-        if len(complete) == 1:
-            c1.info(f"One finished trial so far ({complete[0].value:.3f}): the history needs two.")
+        if any(t.params for t in complete):
+            c1.plotly_chart(ov.plot_parallel_coordinate(study), key="plot_parallel")
         else:
-            c1.plotly_chart(ov.plot_optimization_history(study))
+            c1.info(f"{strategy} has no tuned parameter: there are no parallel coordinates to draw.")
+        problem = importance_problem(study)
+        if problem:
+            c2.info(problem)
+        else:
+            c2.plotly_chart(ov.plot_param_importances(study), key="plot_importance")
         if any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
-            c2.plotly_chart(ov.plot_intermediate_values(study))
+            st.plotly_chart(ov.plot_intermediate_values(study), key="plot_intermediate")
         else:
-            c2.info(f"{strategy} reports no per-epoch value (it trains in one step).")
+            st.info(f"{strategy} reports no per-epoch value (it trains in one step).")
     except Exception as exc:
         show_error(exc)
 
