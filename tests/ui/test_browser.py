@@ -1,5 +1,6 @@
 """End to end in a real headless Chromium at 1280x720: ``advisor ui``, a 1-trial digits-shift search with its
-progress phases, the recommendation, and a reload of the run's URL (``?run=NAME``)."""
+progress phases and optimisation plots, the recommendation, a reload of the run's URL (``?run=NAME``), and the
+Recommendation page of a quick-advice-only run and of a run with a failed strategy (one server for all)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,6 +78,75 @@ def _kill_runs(runs: Path) -> None:
             pass
 
 
+def _broken_registry() -> Any:
+    """The built-in registry plus a strategy whose every fit raises (a run with a failed strategy)."""
+    from advisor import hookimpl
+    from advisor.plugin.contracts import Needs
+    from advisor.plugin.registry import build_registry
+
+    class Broken:
+        name = "broken"
+        family = "model"
+        role = "transfer"
+        description = "always raises"
+        needs = Needs()
+
+        def default_params(self, task: Any) -> dict[str, Any]:
+            return {}
+
+        def search_space(self, trial: Any, task: Any) -> dict[str, Any]:
+            return {"x": trial.suggest_float("x", 0.1, 1.0)}
+
+        def fit(self, task: Any, params: dict[str, Any], report: Any) -> Any:
+            raise RuntimeError("broken on purpose")
+
+        def risks(self, signals: Any, task: Any) -> list[Any]:
+            return []
+
+    class Plugin:
+        @hookimpl
+        def advisor_register_strategies(self, register: Any) -> None:
+            register(Broken())
+
+    return build_registry(third_party=False, plugins=[("broken", Plugin())])
+
+
+def prepare_runs(runs: Path) -> dict[str, str]:
+    """Run folders made by the Python API with tiny budgets: a quick-advice-only run and a run whose
+    ``broken`` strategy fails (the references still give a verdict). Returns {case: run folder name}."""
+    from advisor.models.inputs import InputRequest
+    from advisor.pipeline import RecommendOptions, recommend
+    from advisor.plugin.registry import build_registry
+
+    request = InputRequest(demo="digits-shift")
+    recommend(request, RecommendOptions(trials=0, run_dir=str(runs / "quick-run"), meta_store="none"),
+              build_registry(third_party=False))
+    doc = recommend(request, RecommendOptions(strategies="broken", trials=1, max_epochs=2, n_seeds=2,
+                                              run_dir=str(runs / "broken-run"), meta_store="none"),
+                    _broken_registry())
+    assert "broken" in doc["failed"]
+    assert isinstance(doc["recommendation"]["tie_broken"], bool)  # the JSON says whether the tie rule decided
+    return {"quick": "quick-run", "failed": "broken-run"}
+
+
+def _points(page: Any) -> int:
+    """Markers drawn in the page's plotly charts (an empty chart draws none)."""
+    return page.locator(".js-plotly-plot .scatterlayer .point").count()
+
+
+def _check_page(page: Any, shot: Path, charts: int) -> None:
+    """The page shows no exception, exactly ``charts`` plotly charts, each with its markers drawn; screenshot."""
+    page.wait_for_timeout(1500)  # let the plotly charts draw
+    page.screenshot(path=str(shot), full_page=True)
+    assert page.locator("[data-testid='stException']").count() == 0
+    plots = page.locator(".js-plotly-plot")
+    assert plots.count() == charts
+    for i in range(charts):
+        assert plots.nth(i).locator(".scatterlayer .point").count() > 0, f"chart {i} drew no marker"
+        plots.nth(i).screenshot(path=str(shot.with_name(f"{shot.stem}-{i}.png")))  # scrolled into view
+    assert shot.stat().st_size > 10_000
+
+
 def test_search_digits_shift_in_chromium(tmp_path: Path) -> None:
     _need_chromium()
     playwright = pytest.importorskip("playwright.sync_api")
@@ -90,6 +161,7 @@ def test_search_digits_shift_in_chromium(tmp_path: Path) -> None:
     try:
         _wait_healthy(port, proc)
         assert runs.is_dir()
+        prepared = prepare_runs(runs)
         with playwright.sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
@@ -117,6 +189,13 @@ def test_search_digits_shift_in_chromium(tmp_path: Path) -> None:
                     errors = page.locator("[data-testid='stAlertContentError']").all_inner_texts()
                     pytest.fail(f"the search failed: {errors}")
                 page.get_by_text("Finished").first.wait_for(timeout=10_000)
+                page.get_by_role("heading", name="Optimisation plots").wait_for(timeout=30_000)
+                page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+                page.wait_for_timeout(1500)
+                page.screenshot(path=str(tmp_path / "search.png"), full_page=True)
+                title = page.locator(".js-plotly-plot").first.locator(".gtitle").first.text_content()
+                assert title == "Optimisation history of every strategy"
+                assert _points(page) > 0  # the history chart drew its trials
                 page.get_by_role("link", name="Open the full recommendation").click()
                 heading = page.get_by_role("heading", name="Recommended strategy:")
                 heading.wait_for(timeout=30_000)
@@ -124,9 +203,7 @@ def test_search_digits_shift_in_chromium(tmp_path: Path) -> None:
                 page.wait_for_url(re.compile(r"recommendation\?run=ui-digits-shift-"), timeout=10_000)
                 url = page.url
                 page.get_by_text("Download report.json").wait_for(timeout=10_000)
-                page.wait_for_timeout(1500)  # let the plotly charts draw
-                page.screenshot(path=str(shot), full_page=True)
-                assert page.locator(".js-plotly-plot").count() >= 2  # the gain and the validation scores
+                _check_page(page, shot, charts=3)  # the gain, the validation scores, the NTG
                 page.reload()  # the URL alone brings the report back
                 page.get_by_role("heading", name="Recommended strategy:").wait_for(timeout=60_000)
                 assert page.url == url
@@ -134,6 +211,14 @@ def test_search_digits_shift_in_chromium(tmp_path: Path) -> None:
                 opener = page.get_by_role("button", name="Open its report")
                 opener.wait_for(timeout=30_000)
                 assert opener.is_enabled()  # the run's report exists and the Runs page knows it
+                page.goto(f"http://127.0.0.1:{port}/recommendation?run={prepared['quick']}", timeout=60_000)
+                page.get_by_role("heading", name="Quick advice only").wait_for(timeout=60_000)
+                page.locator("[data-testid='stTable']").first.wait_for(timeout=10_000)  # the advice ranking
+                _check_page(page, tmp_path / "quick.png", charts=0)
+                page.goto(f"http://127.0.0.1:{port}/recommendation?run={prepared['failed']}", timeout=60_000)
+                page.get_by_role("heading", name="Recommended strategy:").wait_for(timeout=60_000)
+                page.get_by_text("broken failed: RuntimeError: broken on purpose").wait_for(timeout=10_000)
+                _check_page(page, tmp_path / "failed.png", charts=3)  # gain, validation scores, NTG
             finally:
                 browser.close()
     finally:
