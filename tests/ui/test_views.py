@@ -196,7 +196,8 @@ def test_recommendation_page_renders_a_preset_report(runs: Path) -> None:
 def test_ntg_chart_marks_negative_transfer() -> None:
     from advisor_ui.views.recommendation import ntg_chart  # noqa: PLC0415
 
-    fig = ntg_chart([ROW, TARGET_ONLY, HURTS])
+    fig = ntg_chart([ROW, TARGET_ONLY, HURTS], "target_linear")
+    assert fig.layout.xaxis.title.text.startswith("NTG = score(target_linear) - score(strategy)")
     assert [t.y[0] for t in fig.data] == ["l2sp", "importance"]  # target_only has no NTG
     assert fig.data[1].marker.color != fig.data[0].marker.color
 

@@ -34,8 +34,8 @@ def metric_label(code: str) -> str:
     return SCORE_NAMES.get(code, code)
 
 
-def ntg_chart(rows: list[dict[str, Any]]) -> go.Figure | None:
-    """NTG per strategy with its 95% interval; right of zero means worse than target_only."""
+def ntg_chart(rows: list[dict[str, Any]], reference: str | None = None) -> go.Figure | None:
+    """NTG per strategy with its 95% interval; right of zero means worse than the reference."""
     rows = [r for r in rows if r.get("ntg") is not None and r.get("ntg_ci")]
     if not rows:
         return None
@@ -50,7 +50,8 @@ def ntg_chart(rows: list[dict[str, Any]]) -> go.Figure | None:
             hovertemplate=f"{r['strategy']}: NTG {r['ntg']:+.3f} {fmt_ci(r['ntg_ci'])}<extra></extra>"))
     fig.add_vline(x=0, line_dash="dash", line_color="grey")
     fig.update_layout(height=90 + 40 * len(rows), margin={"l": 10, "r": 10, "t": 30, "b": 40},
-                      xaxis_title="NTG = score(target_only) - score(strategy)  (above 0: transfer hurts)",
+                      xaxis_title=f"NTG = score({reference or 'reference'}) - score(strategy)  "
+                                  "(above 0: transfer hurts)",
                       title="Negative-transfer gap on validation, with 95% interval")
     fig.update_yaxes(autorange="reversed")
     return fig
@@ -315,7 +316,7 @@ def render(doc: dict[str, Any], run_dir: Path | None) -> None:
         if fig is not None:
             st.plotly_chart(fig)
         _strategy_table(doc)
-        fig = ntg_chart(doc["strategies"])
+        fig = ntg_chart(doc["strategies"], reference_of(doc))
         if fig is not None:
             st.plotly_chart(fig)
         with st.expander("Risks per strategy: prior (before training) and measured (seed repeats)"):
