@@ -164,8 +164,9 @@ def seed_sample_ci(
 
     Variance components: the per-seed scores' variance over R seeds (divided by R), plus the variance
     of the seed-averaged score over a bootstrap of the samples; the interval is the mean ± a Student t
-    quantile (Welch–Satterthwaite degrees of freedom) times their root. With one seed it is the
-    samples-only percentile bootstrap (``Estimate.with_seeds`` is False).
+    quantile (Welch–Satterthwaite degrees of freedom) times their root, clipped to [0, 1] where
+    every score lives. With one seed it is the samples-only percentile bootstrap
+    (``Estimate.with_seeds`` is False).
     """
     y_true = np.asarray(y_true)
     p = np.atleast_2d(np.asarray(preds))
@@ -179,7 +180,8 @@ def seed_sample_ci(
         return Estimate(value, float(np.quantile(dist, a)), float(np.quantile(dist, 1 - a)), (len(s),), level)
     lo, hi = _components_interval(value, [(float(s.var(ddof=1)), len(s))], float(dist.var(ddof=1)), len(y_true),
                                   level)
-    return Estimate(value, lo, hi, (len(s),), level)
+    # Every score lives in [0, 1]; with few seeds the t interval can reach past it.
+    return Estimate(value, max(lo, 0.0), min(hi, 1.0), (len(s),), level)
 
 
 def seed_sample_diff(

@@ -176,3 +176,11 @@ def test_other_scores_use_the_same_interval() -> None:
     y, diff = _problem(rng, 200)
     v = decide("macro_f1", y, "B", _seeds(rng, y, diff, 3, skill=2.0), "R", _seeds(rng, y, diff, 3), 0.9, 0.5)
     assert v.code == "transfer_helps" and v.gain.seeds == (3, 3)
+
+
+def test_a_score_interval_stays_within_zero_and_one():
+    """Two very different seeds: the t interval would reach past [0, 1]; a score's interval cannot."""
+    y = np.arange(40) % 4
+    preds = np.stack([y, (y + 1) % 4])  # one seed perfect, one always wrong
+    est = seed_sample_ci("accuracy", y, preds)
+    assert est.lo == 0.0 and est.hi == 1.0 and est.value == 0.5
