@@ -14,7 +14,8 @@ Areas (each a subprocess from the repository root, one torch thread where the co
 
 Stored areas (too long, or needing a GPU, to rerun with the rest; each bench writes its result file and the
 section is rendered from it, with the file's date): ``verdict`` (``python -m bench.calibration``),
-``advice`` (``advisor advice evaluate --json``), ``load`` (``python -m bench.bench_load``), ``images``
+``advice`` (``advisor advice evaluate --json``), ``warmstart`` (``python -m bench.bench_warmstart``),
+``load`` (``python -m bench.bench_load``), ``images``
 (``python -m bench.bench_images``) and ``gpu`` (``python -m bench.bench_gpu``). A missing file renders
 as "not measured", never an estimate.
 
@@ -63,6 +64,10 @@ STORED = {
                "sharing the scored scenario's target domain dropped before fitting; the hand-set prior and the "
                "oracle's own validation ranking on the same scenarios for comparison.",
                "advisor advice evaluate --json > bench/results/advice.json", "bench/results/advice.json"),
+    "warmstart": ("Warm starts from past runs",
+                  "Median trials a study needs to reach the cold run's best validation score, warm-started from the "
+                  "shipped harness records minus every record sharing the scenario's target domain.",
+                  "python -m bench.bench_warmstart --search-seeds 0 1 2", "bench/results/warmstart.json"),
     "load": ("Demo under load", "Wall-clock of the demo beside busy processes, old and new thread policy.",
              "python -m bench.bench_load", "bench/results/load.md"),
     "images": ("Image models on the CPU",
@@ -114,7 +119,7 @@ def stored_body(area: str, path: Path) -> str:
         from .calibration import markdown as calibration_markdown
 
         return f"*(result file written {stamp})*\n\n" + calibration_markdown(doc)
-    if area == "advice":  # the summary; per-scenario rows are in the file
+    if area in ("advice", "warmstart"):  # the summary; per-scenario rows are in the file
         doc = {k: v for k, v in doc["summary"].items()}
     rows = [r for r in flatten(doc) if len(r[1]) <= 200]
     return (f"*(result file written {stamp})*\n\n| figure | value |\n|---|---|\n"
