@@ -8,6 +8,19 @@ with ``--debug``.
 from __future__ import annotations
 
 
+def first_line(exc: BaseException, with_type: bool = False) -> str:
+    """The first line of an exception's message: what a one-line error shows.
+
+    ``with_type`` prefixes the exception's class name (for errors that are not the advisor's own,
+    where the type says what kind of failure it was); an empty message gives the type alone.
+    """
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    if not first:
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {first}" if with_type else first
+
+
 class AdvisorError(Exception):
     """Base class of every error the CLI prints as one line."""
 

@@ -15,9 +15,10 @@ import numpy as np
 import streamlit as st
 from advisor_ui.command import RUNS_ENV, STORAGE_ENV, UPLOAD_LIMIT_MB
 
-from advisor.errors import AdvisorError, InputError
+from advisor.errors import AdvisorError, InputError, first_line
 from advisor.models.inputs import InputRequest, LoadedData, ResolvedInputs, load_data, resolve_inputs
 from advisor.plugin.registry import Registry, get_registry
+from advisor.report.render import fmt_interval, fmt_number
 
 UPLOAD_TYPES = ["npz", "csv", "zip"]
 REQUEST_KEY = "request"  # session state: the chosen inputs, as InputRequest fields
@@ -47,10 +48,7 @@ def storage_url() -> str | None:
 
 def error_line(exc: BaseException) -> str:
     """One line for the page: the advisor's own message, or the exception type and text."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, AdvisorError):
-        return text or type(exc).__name__
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return first_line(exc, with_type=not isinstance(exc, AdvisorError))
 
 
 def show_error(exc: BaseException) -> None:
@@ -147,19 +145,13 @@ def to_display(x: np.ndarray) -> np.ndarray:
 
 
 def fmt(x: Any, digits: int = 3) -> str:
-    """A number for a table cell ("\u2013" when missing)."""
-    if x is None or (isinstance(x, float) and x != x):
-        return MISSING
-    if isinstance(x, float):
-        return f"{x:.{digits}f}"
-    return str(x)
+    """A number for a table cell ("\u2013" when missing): the report's own formatting."""
+    return fmt_number(x, digits, MISSING)
 
 
 def fmt_ci(ci: Any, signed: bool = True) -> str:
     """An interval as ``[lo, hi]`` ("\u2013" when missing); signed for gaps and gains."""
-    if not ci or ci[0] is None or ci[1] is None:
-        return MISSING
-    return f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if signed else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+    return fmt_interval(ci, signed, MISSING)
 
 
 def fmt_duration(seconds: float | None) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 from advisor import __version__
-from advisor.errors import AdvisorError
+from advisor.errors import AdvisorError, first_line
 
 # command name -> "module:function"; modules load only when their command runs.
 COMMANDS = {
@@ -62,9 +62,8 @@ def _load_extra(name: str) -> click.Command:
     try:
         command = ep.load()
     except Exception as exc:  # any import-time failure of third-party code
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise AdvisorFailure(f"command {name!r} ({ep.value}, from {dist}) failed to load: "
-                             f"{type(exc).__name__}{': ' + first if first else ''}") from exc
+                             f"{first_line(exc, with_type=True)}") from exc
     if not isinstance(command, click.Command):
         raise AdvisorFailure(f"command {name!r} ({ep.value}, from {dist}) is not a click command")
     return command

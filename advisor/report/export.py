@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from advisor import __version__
-from advisor.errors import AdvisorFailure, InputError
+from advisor.errors import AdvisorFailure, InputError, first_line
 
 EXPORT_FORMAT = 2
 #: State-dict entry holding the SHA-256 of the metadata that decides predictions.
@@ -249,7 +249,6 @@ def load_export(path: str | Path) -> Exported:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise InputError(f"{weights} does not fit architecture {spec.arch}: {first}") from exc
+        raise InputError(f"{weights} does not fit architecture {spec.arch}: {first_line(exc)}") from exc
     model.eval()
     return Exported(model, meta)

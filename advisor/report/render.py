@@ -6,7 +6,6 @@ Private keys (starting with ``_``, such as trained models kept for export) never
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -77,20 +76,24 @@ def public(doc: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if not k.startswith("_")}
 
 
-def to_json(doc: dict[str, Any]) -> str:
-    return json.dumps(public(doc), indent=2, default=str)
-
-
-def _f(x: Any, digits: int = 3) -> str:
-    if x is None:
-        return "-"
+def fmt_number(x: Any, digits: int = 3, missing: str = "-") -> str:
+    """A number for a table cell; ``missing`` for None or NaN (the dashboard passes an en dash)."""
+    if x is None or (isinstance(x, float) and x != x):
+        return missing
     if isinstance(x, float):
         return f"{x:.{digits}f}"
     return str(x)
 
 
-def _ci(ci: Any) -> str:
-    return "-" if not ci else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+def fmt_interval(ci: Any, signed: bool = False, missing: str = "-") -> str:
+    """An interval as ``[lo, hi]``; signed for gaps and gains; ``missing`` when absent."""
+    if not ci or ci[0] is None or ci[1] is None:
+        return missing
+    return f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if signed else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+_f = fmt_number
+_ci = fmt_interval
 
 
 def _params(p: dict[str, Any]) -> str:

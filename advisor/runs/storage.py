@@ -16,7 +16,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from advisor.errors import InputError
+from advisor.errors import InputError, first_line
 from advisor.runs.files import atomic_write_text, repair_journal
 from advisor.runs.location import CONFIG_NAME, DEFAULT_RUNS_DIR, JOURNAL_NAME, connect_url, is_rdb_url, mask_url, scrub
 
@@ -99,8 +99,7 @@ def open_storage(storage: str, heartbeat: bool = True) -> Any:
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **kwargs)
     except Exception as exc:  # SQLAlchemy raises many kinds; all mean "unusable storage"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"cannot open storage {mask_url(storage)}: {scrub(first)}") from exc
+        raise InputError(f"cannot open storage {mask_url(storage)}: {scrub(first_line(exc))}") from exc
 
 
 def write_json(path: Path, doc: Any) -> None:

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from advisor.errors import AdvisorFailure, InputError
+from advisor.errors import AdvisorFailure, InputError, first_line
 from advisor.models.inputs import ARCH_NAMES, NO_MODEL, InputRequest, ResolvedInputs, load_data
 from advisor.runs.files import atomic_write_bytes
 from advisor.runs.location import connect_url, is_rdb_url, mask_url, scrub
@@ -164,7 +164,7 @@ class RdbTaskStore(TaskStore):
             except sa.exc.IntegrityError:  # another process created it at the same moment
                 self.meta.create_all(self.engine, checkfirst=True)
         except Exception as exc:  # SQLAlchemy and driver errors: all mean "unusable storage"
-            raise InputError(f"cannot open storage {mask_url(url)}: {scrub(_first_line(exc))}") from exc
+            raise InputError(f"cannot open storage {mask_url(url)}: {scrub(first_line(exc))}") from exc
 
     def load(self, run: str) -> StoredTask | None:
         import sqlalchemy as sa
@@ -246,11 +246,6 @@ class FileTaskStore(TaskStore):
 
     def _write_task(self, task: StoredTask) -> None:
         atomic_write_bytes(self._task_path(task.run), task.to_json().encode())
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def open_task_store(storage: str) -> TaskStore:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from advisor.errors import AdvisorError
+from advisor.errors import AdvisorError, first_line
 from advisor.plugin.contracts import FitResult, Strategy, TransferTask
 from advisor.runs.storage import pid_alive, worker_host, worker_id
 
@@ -262,7 +262,7 @@ class Objective:
             if not isinstance(params, dict):
                 raise TypeError(f"search_space returned {type(params).__name__}, not a dict")
         except Exception as exc:
-            trial.set_user_attr("error", f"search_space: {_one_line(exc)}")
+            trial.set_user_attr("error", f"search_space: {first_line(exc, with_type=True)}")
             raise
         if not self.allow_duplicate:
             self._check_duplicate(trial)
@@ -287,7 +287,7 @@ class Objective:
         except optuna.TrialPruned:
             raise
         except Exception as exc:
-            trial.set_user_attr("error", _one_line(exc))
+            trial.set_user_attr("error", first_line(exc, with_type=True))
             trial.set_user_attr("wall_s", round(time.perf_counter() - started, 3))
             raise
         trial.set_user_attr("wall_s", round(time.perf_counter() - started, 3))
@@ -319,11 +319,6 @@ class Objective:
             if t.state != running or t.number < trial.number:
                 trial.set_user_attr("duplicate", t.number)
                 raise DuplicateTrial(f"trial {trial.number} repeats the parameters of trial {t.number}")
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
 
 
 @dataclass
@@ -487,6 +482,6 @@ def start_search(state: SearchState, task: TransferTask) -> None:
         state.study.enqueue_trial(params, skip_if_exists=True)
     except Exception as exc:  # noqa: BLE001 - a plugin's error is reported, never fatal to the run
         state.failed = True
-        state.errors.append(f"default_params: {_one_line(exc)}")
+        state.errors.append(f"default_params: {first_line(exc, with_type=True)}")
         return
     enqueue(state.study, state.warm_start)

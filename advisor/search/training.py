@@ -48,7 +48,6 @@ repeats, retrain). Extra terms (alignment, L2-SP) are added with their own stren
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -514,8 +513,3 @@ def _gather(x_t: torch.Tensor, x_u: torch.Tensor | None, idx: torch.Tensor) -> t
     out[in_t] = to_float(x_t[idx[in_t]])
     out[~in_t] = to_float(x_u[idx[~in_t] - n_t])
     return out
-
-
-def copy_backbone(model: Backbone) -> Backbone:
-    """A deep copy (for reference weights, e.g. L2-SP's w_source)."""
-    return copy.deepcopy(model)
