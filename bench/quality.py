@@ -385,13 +385,9 @@ def run_oracle(task: TransferTask, strategies: list[Any], test: Domain, n_seeds:
 
 def kendall_tau(advice_order: list[str], oracle_scores: dict[str, float]) -> float | None:
     """Kendall's τ-b between the advice's ranking (best first) and the oracle's test scores."""
-    from scipy.stats import kendalltau
+    from advisor.advice.learned import kendall_tau as tau
 
-    common = [s for s in advice_order if s in oracle_scores]
-    if len(common) < 2:
-        return None
-    tau = kendalltau([-i for i in range(len(common))], [oracle_scores[s] for s in common]).statistic
-    return None if tau is None or not np.isfinite(tau) else round(float(tau), 3)
+    return tau(advice_order, oracle_scores)
 
 
 @dataclass
