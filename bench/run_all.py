@@ -47,9 +47,19 @@ TITLES = {
     "calibration": "Built-in scenario calibration",
     "demo": "End-to-end demo time",
 }
-RESULT_SETS = {  # stored harness results: folder -> (scenario file, what it covers)
-    "bench/results/builtin": ("bench/scenarios/builtin.toml", "built-in digits scenarios"),
-    "bench/results/shared": ("bench/scenarios/shared_data.toml", "real data from ../shared/data"),
+RESULT_SETS = {  # stored harness results: folder -> (scenario file, what it covers, extra arguments)
+    "bench/results/builtin-v2": ("bench/scenarios/builtin.toml",
+                                 "built-in digits scenarios: the current advisor against the pinned oracle",
+                                 "--reuse-oracle bench/results/builtin"),
+    "bench/results/shared-v2": ("bench/scenarios/shared_data.toml",
+                                "real data from ../shared/data: the current advisor against the pinned oracle",
+                                "--reuse-oracle bench/results/shared"),
+    "bench/results/builtin": ("bench/scenarios/builtin.toml",
+                              "built-in digits scenarios: advisor and oracle at commit aa26327 (the pinned oracle)",
+                              ""),
+    "bench/results/shared": ("bench/scenarios/shared_data.toml",
+                             "real data from ../shared/data: advisor and oracle at commit aa26327 (the pinned oracle)",
+                             ""),
 }
 SHARED_README = Path("../shared/data/README.md")
 #: area -> (title, what, command, stored result file)
@@ -121,8 +131,10 @@ def stored_body(area: str, path: Path) -> str:
         return f"*(result file written {stamp})*\n\n" + calibration_markdown(doc)
     if area in ("advice", "warmstart"):  # the summary; per-scenario rows are in the file
         doc = {k: v for k, v in doc["summary"].items()}
+    lines = doc.pop("lines", []) if isinstance(doc, dict) else []  # a bench's own one-line summaries
     rows = [r for r in flatten(doc) if len(r[1]) <= 200]
-    return (f"*(result file written {stamp})*\n\n| figure | value |\n|---|---|\n"
+    return (f"*(result file written {stamp})*\n\n" + "".join(f"- {line}\n" for line in lines)
+            + ("\n" if lines else "") + "| figure | value |\n|---|---|\n"
             + "\n".join(f"| {k} | {v} |" for k, v in rows) + "\n")
 
 
@@ -143,8 +155,8 @@ def previous_sections(path: Path, titles: list[str]) -> tuple[dict[str, str], st
     sections: dict[str, list[str]] = {}
     current: list[str] | None = None
     for line in lines:
-        if line.startswith("## ") and line[3:].strip() in titles:
-            current = sections.setdefault(line[3:].strip(), [line])
+        if line.startswith("## "):  # every section ends at the next one, kept or not
+            current = sections.setdefault(line[3:].strip(), [line]) if line[3:].strip() in titles else None
         elif current is not None:
             current.append(line)
     return {t: (v[0] + "\n" + demote("\n".join(v[1:]))).rstrip() + "\n" for t, v in sections.items()}, generated
@@ -189,9 +201,9 @@ def published_tables() -> str:
 def quality_body(quick: bool, rerun: bool) -> tuple[str, float | None]:
     """The quality tables, from stored results or a fresh run of the harness."""
     parts, took = [], 0.0
-    for folder, (toml, what) in RESULT_SETS.items():
+    for folder, (toml, what, extra) in RESULT_SETS.items():
         if rerun:
-            cmd = [sys.executable, "-m", "bench.quality", "--scenarios", toml, "--out", folder]
+            cmd = [sys.executable, "-m", "bench.quality", "--scenarios", toml, *extra.split(), "--out", folder]
             _, t = run_command(cmd + (["--quick"] if quick else []))
             took += t
         path = Path(folder) / "quality.json"
@@ -202,8 +214,9 @@ def quality_body(quick: bool, rerun: bool) -> tuple[str, float | None]:
         doc = json.loads(path.read_text())
         m = doc.get("machine", {})
         md = (Path(folder) / "quality.md").read_text()
+        args = f"{' --quick' if doc.get('quick') else ''}{' ' + extra if extra else ''}"
         parts.append(f"### {what}\n\nCommand: `python -m bench.quality --scenarios {doc['scenarios_file']}"
-                     f"{' --quick' if doc.get('quick') else ''} --out {folder}`; measured {doc.get('date')} on "
+                     f"{args} --out {folder}`; measured {doc.get('date')} on "
                      f"{m.get('nproc')} cores ({m.get('cpu')}), torch {m.get('torch')}.\n\n{md}")
     parts.append("### Published numbers on the same data (reference; a different protocol)\n\n"
                  "Unsupervised domain adaptation: **no target labels** (source labels only), from "
