@@ -46,9 +46,31 @@ def storage_url() -> str | None:
     return os.environ.get(STORAGE_ENV) or None
 
 
+#: The CLI's flags as the fields of the Data page call them (core messages name the flags).
+FIELD_WORDS = (
+    ("--target-unlabeled PATH", "the unlabelled target data field"),
+    ("--target-unlabeled", "the unlabelled target data field"),
+    ("--target PATH", "the target data field"),
+    ("--target", "the target data field"),
+    ("--source PATH", "the source data field"),
+    ("--source", "the source data field"),
+    ("--model ARCH", "the model field"),
+    ("--model", "the model field"),
+    ("--label-column", "the label column field"),
+    ("--demo", "a built-in scenario"),
+)
+
+
+def in_page_words(text: str) -> str:
+    """A core message with its command-line flags replaced by the names of this page's fields."""
+    for flag, words in FIELD_WORDS:
+        text = re.sub(re.escape(flag) + r"(?![\w-])", words, text)
+    return text.replace("give the", "fill in the")
+
+
 def error_line(exc: BaseException) -> str:
-    """One line for the page: the advisor's own message, or the exception type and text."""
-    return first_line(exc, with_type=not isinstance(exc, AdvisorError))
+    """One line for the page, in its own words: the advisor's message, or the exception type and text."""
+    return in_page_words(first_line(exc, with_type=not isinstance(exc, AdvisorError)))
 
 
 def show_error(exc: BaseException) -> None:

@@ -579,3 +579,13 @@ def test_search_plots_of_one_trial_and_of_constant_parameters_say_why(runs: Path
     same = _studies(runs, {"l2sp": [(0.5, 0.8), (0.5, 0.81)]}, name="same-run")
     at = page("views/search.py", {"search_run": str(same)})
     assert "Every finished trial used the same parameters" in texts(at)
+
+
+def test_core_errors_are_told_in_the_pages_words():
+    from advisor_ui.common import error_line
+
+    from advisor.errors import InputError
+
+    line = error_line(InputError("give --target PATH (with --source PATH and/or --model) or --demo"))
+    assert "--" not in line and "the target data field" in line and "the model field" in line
+    assert error_line(ValueError("not a zip file")) == "ValueError: not a zip file"
