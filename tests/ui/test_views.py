@@ -589,3 +589,22 @@ def test_core_errors_are_told_in_the_pages_words():
     line = error_line(InputError("give --target PATH (with --source PATH and/or --model) or --demo"))
     assert "--" not in line and "the target data field" in line and "the model field" in line
     assert error_line(ValueError("not a zip file")) == "ValueError: not a zip file"
+
+
+def test_data_page_shows_a_path_error_under_the_field_it_concerns(runs: Path) -> None:
+    at = page("")
+    at.radio[0].set_value("Paths on this machine").run()
+    at.text_input(key="data_target").input(str(runs / "missing.npz")).run()
+    at.text_input(key="data_model").input("mlp").run()
+    at.button[0].click().run()
+
+    def walk(node: Any, out: list[Any]) -> list[Any]:
+        children = getattr(node, "children", None)
+        for child in (children.values() if isinstance(children, dict) else []):
+            out.append(child)
+            walk(child, out)
+        return out
+
+    order = [(type(e).__name__, getattr(e, "key", None)) for e in walk(at.main, [])]
+    error = order.index(("Error", None))
+    assert order.index(("TextInput", "data_target")) < error < order.index(("TextInput", "data_unlabeled"))

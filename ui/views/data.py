@@ -23,6 +23,32 @@ from advisor.models.inputs import InputRequest
 
 SAMPLES_PER_DOMAIN = 12
 MODES = ["Built-in scenario", "Paths on this machine", "Upload files"]
+#: Widget key -> a place right under that field, where an error about it is shown.
+FIELD_SLOTS: dict[str, object] = {}
+#: Widget key -> the request attribute it fills and the words core messages use for it.
+FIELDS = {"data_source": ("source", "the source data field"), "data_target": ("target", "the target data field"),
+          "data_unlabeled": ("target_unlabeled", "the unlabelled target data field"),
+          "data_model": ("model", "the model field"), "data_label": ("label_column", "the label column field")}
+
+
+def _field(label: str, key: str, **kw: object) -> str:
+    """A text field with a slot under it for an error that concerns it."""
+    value = st.text_input(label, key=key, **kw)
+    FIELD_SLOTS[key] = st.empty()
+    return value
+
+
+def show_field_error(exc: BaseException, req: InputRequest | None) -> None:
+    """The error under the field it concerns (named in its words, or its value quoted), else at the top."""
+    from advisor_ui.common import error_line
+
+    line = error_line(exc)
+    for key, (attr, words) in FIELDS.items():
+        value = getattr(req, attr, None) if req is not None else None
+        if key in FIELD_SLOTS and (words in line or (isinstance(value, str) and value and value in line)):
+            FIELD_SLOTS[key].error(line)
+            return
+    show_error(exc)
 
 
 def _request_form() -> InputRequest | None:
@@ -42,11 +68,11 @@ def _request_form() -> InputRequest | None:
             return InputRequest(demo=name)
         return None
     if mode == MODES[1]:
-        source = st.text_input("Source data (image folder, .npz or .csv; optional with a model)", key="data_source")
-        target = st.text_input("Target data (labelled: image folder, .npz or .csv)", key="data_target")
-        unlabeled = st.text_input("Unlabelled target data (optional)", key="data_unlabeled")
-        label = st.text_input("Label column of .csv files", value="label", key="data_label")
-        model = st.text_input("Model (resnet18, cnn, mlp, a checkpoint path; empty: default)", key="data_model")
+        source = _field("Source data (image folder, .npz or .csv; optional with a model)", "data_source")
+        target = _field("Target data (labelled: image folder, .npz or .csv)", "data_target")
+        unlabeled = _field("Unlabelled target data (optional)", "data_unlabeled")
+        label = _field("Label column of .csv files", "data_label", value="label")
+        model = _field("Model (resnet18, cnn, mlp, a checkpoint path; empty: default)", "data_model")
         if st.button("Load data", type="primary"):
             return InputRequest(source=source.strip() or None, target=target.strip() or None,
                                 target_unlabeled=unlabeled.strip() or None, label_column=label.strip() or "label",
@@ -106,8 +132,8 @@ if new is not None:
     try:
         loaded_data(new)
         set_request(new)
-    except Exception as exc:  # a wrong path or a corrupt file: one line
-        show_error(exc)
+    except Exception as exc:  # a wrong path or a corrupt file: one line, under the field it concerns
+        show_field_error(exc, new)
 
 req = current_request()
 if req is None:
