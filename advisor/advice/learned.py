@@ -279,25 +279,10 @@ def _cv_error(records: list[dict[str, Any]], alpha: float) -> float:
     return float(np.mean(errs)) if errs else math.inf
 
 
-def dedupe(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One record per run fingerprint (the latest: a reopened run measured more), records without one kept."""
-    seen: dict[str, int] = {}
-    out: list[dict[str, Any]] = []
-    for r in records:
-        fp = r.get("fingerprint")
-        if fp and fp in seen:
-            out[seen[fp]] = r
-            continue
-        if fp:
-            seen[fp] = len(out)
-        out.append(r)
-    return out
-
-
 def fit(records: list[dict[str, Any]], origin: str = "", alphas: tuple[float, ...] = ALPHAS) -> LearnedModel:
     """Fit the ranker on ``records``; the ridge strength is chosen by leave-one-dataset-out error when the
     records span at least three target domains (else the middle of ``alphas``)."""
-    records = [r for r in dedupe(records) if relative_outcomes(r)]
+    records = [r for r in _dedupe(records) if relative_outcomes(r)]
     if not records:
         raise ValueError("no record has outcomes for two or more strategies: nothing to learn from")
     origin = origin or f"fitted on {len(records)} records"
@@ -371,7 +356,7 @@ def evaluate_lodo(records: list[dict[str, Any]], alphas: tuple[float, ...] = ALP
     figure ranks the strategies by their validation score (``oracle_val_tau``: the split-to-split agreement, a
     ceiling for anything that sees no test data), available only where records have both scores.
     """
-    records = [r for r in dedupe(records) if relative_outcomes(r)]
+    records = [r for r in _dedupe(records) if relative_outcomes(r)]
     rows = []
     for r in records:
         held = target_domain(r)
@@ -433,3 +418,10 @@ def format_evaluation(ev: Evaluation) -> str:
               f"{f(m['prior_top_regret_points'])} points",
               oracle]
     return "\n".join(lines)
+
+
+def _dedupe(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per run fingerprint: the meta-store's own rule."""
+    from advisor.runs.metastore import dedupe
+
+    return dedupe(records)

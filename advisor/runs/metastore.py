@@ -93,16 +93,21 @@ def load_records(store: str | None) -> list[dict[str, Any]]:
         records = MetaStore(folder).records()
     except (OSError, UnicodeDecodeError):
         return []
-    latest: dict[str, int] = {}
+    return dedupe(records)
+
+
+def dedupe(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per run fingerprint (the latest: a reopened run measured more), records without one kept."""
+    seen: dict[str, int] = {}
     out: list[dict[str, Any]] = []
-    for rec in records:
-        fp = rec.get("fingerprint")
-        if fp and fp in latest:
-            out[latest[fp]] = rec
+    for r in records:
+        fp = r.get("fingerprint")
+        if fp and fp in seen:
+            out[seen[fp]] = r
             continue
         if fp:
-            latest[fp] = len(out)
-        out.append(rec)
+            seen[fp] = len(out)
+        out.append(r)
     return out
 
 
