@@ -239,6 +239,19 @@ def digits_task() -> tuple[TransferTask, Domain]:
     return task, target.subset(te)
 
 
+def _seed_mean_accuracy(strategy, task: TransferTask, test: Domain, seeds=(0, 1, 2)) -> float:
+    """Test accuracy of the strategy's default setting, averaged over ``seeds``: one trained model
+    against another is a coin toss on some machines and thread counts."""
+    import dataclasses
+
+    runs = []
+    for seed in seeds:
+        seeded = dataclasses.replace(task, seed=seed)
+        res = strategy.fit(seeded, strategy.default_params(seeded), None)
+        runs.append(float(np.mean(predict(res.model, test.X) == test.y)))
+    return float(np.mean(runs))
+
+
 @pytest.mark.slow
 def test_transfer_strategies_beat_chance_and_target_only(registry, digits_task):
     """Properties that hold whatever the draw: every strategy far above chance, and the source helps.
@@ -248,18 +261,10 @@ def test_transfer_strategies_beat_chance_and_target_only(registry, digits_task):
     strategy is scored as its mean over three seeds, and only the pretrained-backbone strategies'
     mean is required to beat target_only's, by a margin well beyond the seed spread.
     """
-    import dataclasses
-
     task, test = digits_task
     scores: dict[str, float] = {}
     for name in ["target_only", *TRANSFER]:
-        strategy = registry.strategy(name)
-        runs = []
-        for seed in (0, 1, 2):
-            seeded = dataclasses.replace(task, seed=seed)
-            res = strategy.fit(seeded, strategy.default_params(seeded), None)
-            runs.append(float(np.mean(predict(res.model, test.X) == test.y)))
-        scores[name] = float(np.mean(runs))
+        scores[name] = _seed_mean_accuracy(registry.strategy(name), task, test)
     for name in TRANSFER:
         assert scores[name] > 0.3, scores  # chance is 0.1
     backbone_mean = np.mean([scores[n] for n in ("l2sp", "progressive_unfreezing", "finetune")])
@@ -318,17 +323,9 @@ def test_source_label_strategies_hurt_on_digits_conflict(registry):
     task = TransferTask(source=source, target_train=data.target.train, target_val=data.target.val,
                         backbone=_pretrain(source), cache=FeatureCache(), max_epochs=15, seed=0)
     test = data.target.test
-    import dataclasses
-
     scores = {}  # each a mean over 3 seeds: one model against another is a coin toss on some machines
     for name in ("finetune", "importance_weighting", "feature_alignment"):
-        strategy = registry.strategy(name)
-        runs = []
-        for seed in (0, 1, 2):
-            seeded = dataclasses.replace(task, seed=seed)
-            res = strategy.fit(seeded, strategy.default_params(seeded), None)
-            runs.append(float(np.mean(predict(res.model, test.X) == test.y)))
-        scores[name] = float(np.mean(runs))
+        scores[name] = _seed_mean_accuracy(registry.strategy(name), task, test)
     assert scores["importance_weighting"] < scores["finetune"] - 0.05, scores
     assert scores["feature_alignment"] < scores["finetune"] - 0.05, scores
 
