@@ -86,7 +86,7 @@ class RecommendOptions:
     n_seeds: int = N_SEEDS
     threads: int | None = None
     export: str | None = None
-    meta_store: str | None = None  # --meta-store: a folder, "none", or None for the user-cache default
+    meta_store: str | None = None  # --meta-store: a folder, a database URL, "none", or None (see open_meta_store)
 
 
 def check_options(options: RecommendOptions) -> None:
@@ -342,7 +342,7 @@ def recommend(
         from advisor.search.warmstart import plan
 
         warm = plan([st.strategy for st in states if not st.study.trials], task, advice.evidence,
-                    inputs.splits.train.kind, load_records(options.meta_store))
+                    inputs.splits.train.kind, load_records(options.meta_store, where.storage))
         for st in states:
             st.warm_start = warm.get(st.strategy.name, [])
     run.store.add_strategies(run_name, [st.strategy.name for st in states])  # workers may join from here
@@ -363,7 +363,10 @@ def recommend(
     doc["run"] = {**run_info, "elapsed_s": round(time.time() - started, 2)}
     from advisor.runs.metastore import record_run  # the meta-store learns from every finished run
 
-    doc["run"]["meta_record"] = record_run(options.meta_store, doc, inputs, request, strategies)
+    meta = record_run(options.meta_store, doc, inputs, request, strategies, storage=where.storage)
+    doc["run"].update(meta.run_fields())
+    if meta.note:
+        doc.setdefault("notes", []).append(meta.note)
     _write_reports(where, doc)
     return doc
 

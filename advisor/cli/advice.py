@@ -17,31 +17,45 @@ def advice() -> None:
 
 
 @advice.command("fit")
-@click.option("--meta-store", "meta_store", default=None, metavar="PATH",
-              help="Meta-store folder to read (default: the one `advisor recommend` appends to).")
+@click.option("--meta-store", "meta_store", default=None, metavar="PATH|URL",
+              help="Meta-store to read: a folder or a database URL (default: the folder `advisor recommend` "
+                   "appends to without an RDB --storage).")
+@click.option("--storage", default=None, metavar="URL",
+              help="Read the meta-store table of this database (where runs with this RDB --storage append).")
 @click.option("--runs", default=None, metavar="DIR", help="Read the run folders under DIR instead (report.json).")
 @click.option("--out", default=None, metavar="FILE",
               help="Where to write the model (default: advice-model.json in the user cache, which the quick "
                    "advice then uses instead of the shipped model).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def fit(meta_store: str | None, runs: str | None, out: str | None, as_json: bool) -> None:
+def fit(meta_store: str | None, storage: str | None, runs: str | None, out: str | None, as_json: bool) -> None:
     """Fit the ranker on a meta-store's records (or run folders) and write the model the advice uses."""
     from advisor.advice.learned import fit as fit_model
     from advisor.advice.learned import user_model_path
     from advisor.errors import InputError
-    from advisor.runs.metastore import MetaStore, records_from_runs, resolve_meta_store
+    from advisor.runs.location import is_rdb_url
+    from advisor.runs.metastore import MetaStoreError, open_meta_store, records_from_runs
 
-    if meta_store is not None and runs is not None:
-        raise InputError("give --meta-store PATH or --runs DIR, not both")
+    given = [f"--{k}" for k, v in (("meta-store", meta_store), ("storage", storage), ("runs", runs)) if v is not None]
+    if len(given) > 1:
+        raise InputError(f"give one of --meta-store, --storage or --runs, not {' and '.join(given)}")
+    if storage is not None and not is_rdb_url(storage):
+        raise InputError(f"--storage {storage}: not a database URL (a journal run's records are in the "
+                         "meta-store folder: --meta-store PATH)")
     if runs is not None:
         if not Path(runs).is_dir():
             raise InputError(f"--runs {runs}: no such folder")
         records, where = records_from_runs(runs), f"run folders under {runs}"
     else:
-        folder = resolve_meta_store(meta_store)
-        if folder is None:
+        store = open_meta_store(storage or meta_store)
+        if store is None:
             raise InputError("--meta-store none: nothing to read")
-        records, where = MetaStore(folder).records(), f"meta-store {folder}"
+        where = f"meta-store {store.shown}"
+        try:
+            records = store.records()
+        except MetaStoreError as exc:
+            raise InputError(str(exc)) from exc
+    if not records:
+        raise InputError(f"{where}: no records, nothing to learn from")
     try:
         model = fit_model(records, origin=f"fitted on {len(records)} records from {where}")
     except ValueError as exc:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from advisor.advice.learned import load_file
-from advisor.runs.metastore import MetaStore
+from advisor.runs.metastore import FolderMetaStore
 
 
 def _records() -> list[dict]:
@@ -39,7 +39,7 @@ def _advisor(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProc
 
 
 def test_fit_on_a_meta_store_writes_the_model_the_advice_uses(tmp_path) -> None:
-    store = MetaStore(tmp_path / "store")
+    store = FolderMetaStore(tmp_path / "store")
     for r in _records():
         store.append(r)
     user_model = tmp_path / "advice-model.json"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from advisor.plugin.contracts import FitResult, Needs
-from advisor.runs.metastore import MetaStore, load_records
+from advisor.runs.metastore import FolderMetaStore, load_records
 from advisor.runs.storage import open_storage
 from advisor.search.study import SearchState, make_study, raise_budget, run_search
 from advisor.search.warmstart import TRIAL_ATTR, distances, nearest, plan, replay, warm_started
@@ -131,7 +131,7 @@ def test_a_resumed_study_is_never_warm_started(tmp_path, task) -> None:
 
 
 def test_load_records_keeps_the_latest_per_fingerprint_and_none_reads_nothing(tmp_path) -> None:
-    store = MetaStore(tmp_path / "store")
+    store = FolderMetaStore(tmp_path / "store")
     store.append({"id": "old", "fingerprint": "f1"})
     store.append({"id": "other", "fingerprint": "f2"})
     store.append({"id": "new", "fingerprint": "f1"})
@@ -152,12 +152,12 @@ def test_a_run_warm_starts_from_its_store_and_says_so(tmp_path) -> None:
     from advisor.report.render import render_markdown
 
     shipped = {r["id"]: r for r in json.loads(SHIPPED_MODEL.read_text())["records"]}
-    MetaStore(tmp_path / "store").append(shipped["harness:digits-shift"])
+    FolderMetaStore(tmp_path / "store").append(shipped["harness:digits-shift"])
     opts = RecommendOptions(strategies="l2sp", trials=2, max_epochs=2, n_seeds=1, run_dir=str(tmp_path / "run"),
                             meta_store=str(tmp_path / "store"), threads=1)
     doc = recommend(InputRequest(demo="digits-shift"), opts, build_registry(third_party=False))
     rows = {r["strategy"]: r for r in doc["strategies"]}
     assert rows["l2sp"]["warm_start"] == ["harness:digits-shift"]
     assert "Warm start" in render_markdown(doc) and "l2sp from harness:digits-shift" in render_markdown(doc)
-    stored = MetaStore(tmp_path / "store").records()
+    stored = FolderMetaStore(tmp_path / "store").records()
     assert stored[-1]["id"] == doc["run"]["meta_record"]  # the run still appends its own record
