@@ -29,9 +29,10 @@ from advisor.search.scoring import SCORES
 @click.option("--threads", type=int, default=None, help="Torch threads in this process.")
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON report on stdout.")
 @click.option("--export", default=None, metavar="FILE", help="Export the recommended model to FILE.")
-@click.option("--meta-store", default=None, metavar="PATH|none",
-              help="Folder the finished run's record is appended to, for `advisor advice fit` "
-                   "(default: transfer-advisor/meta in the user cache; none: keep no record).")
+@click.option("--meta-store", default=None, metavar="PATH|URL|none",
+              help="Folder or database URL the finished run's record is appended to, for `advisor advice fit` "
+                   "(default: the --storage database when it is a URL, else transfer-advisor/meta in the user "
+                   "cache; none: keep no record).")
 @click.pass_context
 def recommend(ctx: click.Context, as_json: bool, **kw: Any) -> None:
     """Score transfer strategies on your data and recommend one."""

@@ -83,3 +83,41 @@ def test_bad_input_is_one_line_exit_2(tmp_path) -> None:
     assert missing.returncode == 2 and "absent.json" in missing.stderr
     both = _advisor(["advice", "fit", "--meta-store", "x", "--runs", str(tmp_path)], tmp_path)
     assert both.returncode == 2
+
+
+def test_fit_on_the_meta_store_table_of_a_run_database(tmp_path) -> None:
+    from advisor.runs.metastore import RdbMetaStore
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    store = RdbMetaStore(url)
+    for r in _records():
+        store.append(r)
+    for flag in ("--storage", "--meta-store"):
+        out_file = tmp_path / f"model{flag}.json"
+        res = _advisor(["advice", "fit", flag, url, "--out", str(out_file), "--json"], tmp_path)
+        assert res.returncode == 0, res.stderr
+        out = json.loads(res.stdout)
+        assert out["records"] == 18 and out["source"] == f"meta-store {url}" and out["used_by_advice"] is False
+        model, records = load_file(out_file)
+        assert model.predict({"quality": 0.1})["alone"] > model.predict({"quality": 0.1})["transfer"]
+        assert [r["id"] for r in records] == [r["id"] for r in store.records()]
+
+
+def test_fit_storage_errors_are_one_line_exit_2(tmp_path) -> None:
+    out = ["--out", str(tmp_path / "m.json")]
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    (tmp_path / "empty.db").touch()  # an SQLite database without the table: no records
+    cases = {
+        "no records": (["--storage", url], "no records"),
+        "missing database": (["--storage", f"sqlite:///{tmp_path / 'absent.db'}"], "no such database file"),
+        "unreachable": (["--storage", "postgresql://ann:pw-s3cret@127.0.0.1:1/db?connect_timeout=1"],
+                        "cannot read meta-store postgresql://ann:***@127.0.0.1:1/db"),
+        "journal path": (["--storage", str(tmp_path / "optuna.journal")], "not a database URL"),
+        "with --meta-store": (["--storage", url, "--meta-store", str(tmp_path)], "not --meta-store and --storage"),
+        "with --runs": (["--storage", url, "--runs", str(tmp_path)], "not --storage and --runs"),
+    }
+    for name, (args, message) in cases.items():
+        res = _advisor(["advice", "fit", *args, *out], tmp_path)
+        assert res.returncode == 2 and message in res.stderr, (name, res.stderr)
+        assert len(res.stderr.strip().splitlines()) == 1 and "pw-s3cret" not in res.stderr, (name, res.stderr)
+    assert not (tmp_path / "absent.db").exists() and not (tmp_path / "m.json").exists()
