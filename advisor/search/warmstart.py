@@ -5,6 +5,8 @@ proposes anything, a new study enqueues, after the strategy's default, up to ``M
 
 - **similar**: records of the same data kind, nearest first by the root-mean-square difference of the evidence
   values both hold, each value standardised by its mean and spread over the candidate records (ties: record id);
+- **close**: a record farther than ``MAX_DISTANCE`` is ignored, so a task unlike every past one gets no warm start
+  (its default, then TPE): a far task's best setting is a guess no better than TPE's own first draws;
 - **the same strategy**: the record's best setting of this very strategy (a record where it failed or has no
   validation score is skipped);
 - **the current search space**: the setting is replayed through the strategy's own ``search_space`` on a
@@ -12,7 +14,9 @@ proposes anything, a new study enqueues, after the strategy's default, up to ``M
   name the record lacks, the strategy's current default: what the record's run used when that knob did not exist
   or was not tuned), every value lies inside its distribution, and every parameter the record holds is either
   suggested or a fixed default of the strategy (a record from another version of the space is skipped);
-- **new**: a setting equal, on the suggested names, to the default or to one already kept is skipped.
+- **new**: a setting within ``NEAR`` of the default or of one already kept, in the normalised space (each
+  suggested parameter mapped to [0, 1] of its range, on a log scale where the space searches one; a categorical
+  or conditional difference counts 1), is skipped: a near-duplicate spends a trial to learn nothing.
 
 Records whose target domain is the current task's are used: that is the user's own history of this data.
 Nothing here trains; a strategy whose ``search_space`` or ``default_params`` raises simply gets no warm start.
@@ -37,6 +41,12 @@ WARM_START_ATTR = "warm_start"
 TRIAL_ATTR = "warm_start_record"
 #: Parameters the objective stores next to the suggested ones (never part of a search space).
 BOOKKEEPING = frozenset({"train_rows"})
+#: Farthest evidence distance (standardised RMS, see ``distances``) of a past task whose setting is tried: about
+#: one spread of the store on every value. Chosen on the 12 Office scenarios of ``bench.bench_warmstart`` (the
+#: nearest setting reached the cold search's best in about half the studies below 0.5, a tenth beyond 1.5).
+MAX_DISTANCE = 1.0
+#: Settings closer than this in the normalised space (``setting_distance``) are the same trial for a warm start.
+NEAR = 0.1
 
 
 @dataclass(frozen=True)
@@ -91,9 +101,9 @@ def _key(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((k, float(f"{v:.10g}") if isinstance(v, float) else v) for k, v in params.items()))
 
 
-def replay(strategy: Strategy, task: TransferTask, setting: dict[str, Any]) -> dict[str, Any] | None:
-    """The suggested parameters when ``strategy``'s space is asked with ``setting`` fixed, or None when the
-    space suggests a name ``setting`` lacks or a value lies outside its distribution."""
+def _replay(strategy: Strategy, task: TransferTask, setting: dict[str, Any]
+            ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """``replay``'s parameters with their distributions (name to Optuna distribution), or None."""
     import optuna
 
     fixed = optuna.trial.FixedTrial(setting)
@@ -113,35 +123,74 @@ def replay(strategy: Strategy, task: TransferTask, setting: dict[str, Any]) -> d
                 return None
         except (ValueError, TypeError):
             return None
-    return suggested
+    return suggested, dict(fixed.distributions)
+
+
+def replay(strategy: Strategy, task: TransferTask, setting: dict[str, Any]) -> dict[str, Any] | None:
+    """The suggested parameters when ``strategy``'s space is asked with ``setting`` fixed, or None when the
+    space suggests a name ``setting`` lacks or a value lies outside its distribution."""
+    out = _replay(strategy, task, setting)
+    return out[0] if out else None
+
+
+def _unit(value: Any, dist: Any) -> float | None:
+    """``value`` as a fraction of ``dist``'s range (log scale where the distribution is), None if categorical."""
+    low, high = getattr(dist, "low", None), getattr(dist, "high", None)
+    if low is None or high is None or high <= low or _numeric(value) is None:
+        return None
+    if getattr(dist, "log", False):
+        return (math.log(float(value)) - math.log(low)) / (math.log(high) - math.log(low))
+    return (float(value) - low) / (high - low)
+
+
+def setting_distance(a: dict[str, Any], b: dict[str, Any], dists: dict[str, Any]) -> float:
+    """Euclidean distance of two settings in the normalised space: each parameter of ``dists`` as a fraction of
+    its range (log scale where searched so); a categorical value that differs, or a parameter only one setting
+    has (a conditional knob), counts 1."""
+    total = 0.0
+    for name in sorted(set(a) | set(b)):
+        if name not in a or name not in b:
+            total += 1.0
+            continue
+        dist = dists.get(name)
+        ua, ub = (_unit(a[name], dist), _unit(b[name], dist)) if dist is not None else (None, None)
+        if ua is None or ub is None:
+            total += 0.0 if a[name] == b[name] else 1.0
+        else:
+            total += (ua - ub) ** 2
+    return math.sqrt(total)
 
 
 def _setting(strategy: Strategy, task: TransferTask, defaults: dict[str, Any], past: dict[str, Any]
-             ) -> dict[str, Any] | None:
-    """A record's setting of ``strategy`` on the current space (see the module docstring), or None."""
+             ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """A record's setting of ``strategy`` on the current space (see the module docstring) with the
+    distributions of its parameters, or None."""
     held = {k: v for k, v in past.items() if k not in BOOKKEEPING}
-    suggested = replay(strategy, task, {**defaults, **held})
-    if not suggested:
+    replayed = _replay(strategy, task, {**defaults, **held})
+    if not replayed or not replayed[0]:
         return None
+    suggested = replayed[0]
     if any(k not in suggested and k not in defaults for k in held):
         return None  # a knob the current space does not know: a record of another version
     if not any(k in held for k in suggested):
         return None  # nothing of the record would be tried
-    return suggested
+    return replayed
 
 
 def plan(strategies: list[Strategy], task: TransferTask, evidence: dict[str, Any], data_kind: str | None,
-         records: list[dict[str, Any]], per_study: int = MAX_PER_STUDY) -> dict[str, list[WarmSetting]]:
-    """Per strategy name, the past settings to enqueue after its default (possibly none)."""
-    ranked = nearest(evidence, data_kind, records)
+         records: list[dict[str, Any]], per_study: int = MAX_PER_STUDY, max_distance: float = MAX_DISTANCE,
+         near: float = NEAR) -> dict[str, list[WarmSetting]]:
+    """Per strategy name, the past settings to enqueue after its default (possibly none): the nearest records
+    within ``max_distance``, each setting new by more than ``near`` (see the module docstring)."""
+    ranked = [(d, r) for d, r in nearest(evidence, data_kind, records) if d <= max_distance]
     out: dict[str, list[WarmSetting]] = {}
     for s in strategies:
         try:
             defaults = dict(s.default_params(task))
-            base = replay(s, task, defaults)
+            base = _replay(s, task, defaults)
         except Exception:  # noqa: BLE001 - a plugin's error costs it the warm start, nothing else
             continue
-        seen = {_key(base)} if base else set()
+        seen = [base[0]] if base and base[0] else []
         chosen: list[WarmSetting] = []
         for dist, rec in ranked:
             if len(chosen) >= per_study:
@@ -153,12 +202,15 @@ def plan(strategies: list[Strategy], task: TransferTask, evidence: dict[str, Any
             if not isinstance(params, dict) or not params:
                 continue
             try:
-                setting = _setting(s, task, defaults, params)
+                replayed = _setting(s, task, defaults, params)
             except Exception:  # noqa: BLE001 - as above
-                setting = None
-            if setting is None or _key(setting) in seen:
+                replayed = None
+            if replayed is None:
                 continue
-            seen.add(_key(setting))
+            setting, dists = replayed
+            if any(_key(setting) == _key(o) or setting_distance(setting, o, dists) < near for o in seen):
+                continue
+            seen.append(setting)
             chosen.append(WarmSetting(str(rec.get("id")), round(dist, 4), setting))
         if chosen:
             out[s.name] = chosen

@@ -3,14 +3,27 @@ TPE; settings are checked against the current search space and deduplicated; a r
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import optuna
 import pytest
 
 from advisor.plugin.contracts import FitResult, Needs
 from advisor.runs.metastore import FolderMetaStore, load_records
 from advisor.runs.storage import open_storage
 from advisor.search.study import SearchState, make_study, raise_budget, run_search
-from advisor.search.warmstart import TRIAL_ATTR, distances, nearest, plan, replay, warm_started
+from advisor.search.warmstart import (
+    MAX_DISTANCE,
+    NEAR,
+    TRIAL_ATTR,
+    distances,
+    nearest,
+    plan,
+    replay,
+    setting_distance,
+    warm_started,
+)
 from tests.search.fake_strategy import fake_task
 
 
@@ -83,19 +96,72 @@ def test_plan_takes_the_nearest_new_valid_settings_of_the_same_strategy(task) ->
         record("third", 0.7, {"lr": 0.02, "decay_on": True, "decay": 1e-4}),
         record("fourth", 0.8, {"lr": 0.05, "decay_on": False}),
     ]
-    warm = plan([Knobs()], task, EVIDENCE, "features", recs)["knobs"]
+    warm = plan([Knobs()], task, EVIDENCE, "features", recs, max_distance=math.inf)["knobs"]
     assert [w.record for w in warm] == ["second", "third"]
     assert warm[0].params == {"decay_on": False, "lr": 0.003}
     assert warm[1].params == {"decay_on": True, "lr": 0.02, "decay": 1e-4}
     assert warm[0].distance < warm[1].distance
-    assert plan([Knobs()], task, EVIDENCE, "images", recs) == {}
-    assert plan([Knobs()], task, EVIDENCE, "features", recs, per_study=1)["knobs"][0].record == "second"
+    assert plan([Knobs()], task, EVIDENCE, "images", recs, max_distance=math.inf) == {}
+    assert plan([Knobs()], task, EVIDENCE, "features", recs, per_study=1,
+                max_distance=math.inf)["knobs"][0].record == "second"
 
 
 def test_replay_refuses_a_setting_the_space_cannot_take(task) -> None:
     assert replay(Knobs(), task, {"lr": 0.01, "decay_on": True}) is None  # decay suggested, not given
     assert replay(Knobs(), task, {"lr": 0.01, "decay_on": "maybe"}) is None  # not a choice
     assert replay(Knobs(), task, {"lr": 0.01, "decay_on": False}) == {"decay_on": False, "lr": 0.01}
+
+
+def spread(rid: str, quality: float, params: dict) -> list[dict]:
+    """``record(rid, quality, params)`` among eight fillers (no setting of ``knobs``) whose feature quality spreads
+    evenly over [0, 1], so that the standardised distance of ``quality`` to the task's 0.5 is meaningful."""
+    fillers = [record(f"filler-{i}", i / 7, {"lr": 0.001}, strategy="other") for i in range(8)]
+    return [record(rid, quality, params), *fillers]
+
+
+def test_setting_distance_is_normalised_by_each_range(task) -> None:
+    dists = {"lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True),
+             "decay_on": optuna.distributions.CategoricalDistribution([False, True])}
+    a = {"lr": 0.01, "decay_on": False}
+    # lr x 10 is one decade of the three the range spans
+    assert setting_distance(a, {"lr": 0.1, "decay_on": False}, dists) == pytest.approx(1 / 3)
+    assert setting_distance(a, {"lr": 0.01, "decay_on": True}, dists) == pytest.approx(1.0)
+    assert setting_distance(a, {**a, "decay": 1e-4}, dists) == pytest.approx(1.0)  # a conditional knob more
+    assert setting_distance(a, dict(a), dists) == 0.0
+
+
+def test_a_near_duplicate_of_the_default_or_of_a_kept_setting_is_dropped(task) -> None:
+    # the default is lr 0.01, decay off; lr 0.0105 is 0.007 of the log range away: the same trial
+    recs = [record("twin-of-default", 0.5, {"lr": 0.0105, "decay_on": False}),
+            record("kept", 0.51, {"lr": 0.002, "decay_on": False}),
+            record("twin-of-kept", 0.52, {"lr": 0.0021, "decay_on": False}),
+            record("new", 0.53, {"lr": 0.03, "decay_on": False})]
+    warm = plan([Knobs()], task, EVIDENCE, "features", recs, max_distance=math.inf)["knobs"]
+    assert [w.record for w in warm] == ["kept", "new"]
+    # with no tolerance only exact repeats are dropped
+    exact = plan([Knobs()], task, EVIDENCE, "features", recs, max_distance=math.inf, near=0.0)["knobs"]
+    assert [w.record for w in exact] == ["twin-of-default", "kept"]
+    assert NEAR > 0.007 and setting_distance({"lr": 0.01}, {"lr": 0.0105}, {}) == 1.0  # no range: unequal
+
+
+def test_far_tasks_are_ignored_and_a_task_unlike_every_past_one_gets_no_warm_start(task) -> None:
+    near = spread("near", 0.52, {"lr": 0.003, "decay_on": False})
+    far = spread("far", 1.0, {"lr": 0.003, "decay_on": False})
+    (d_near, _), = [x for x in nearest(EVIDENCE, "features", near) if x[1]["id"] == "near"]
+    (d_far, _), = [x for x in nearest(EVIDENCE, "features", far) if x[1]["id"] == "far"]
+    assert d_near < MAX_DISTANCE < d_far
+    assert [w.record for w in plan([Knobs()], task, EVIDENCE, "features", near)["knobs"]] == ["near"]
+    assert plan([Knobs()], task, EVIDENCE, "features", far) == {}
+    assert plan([Knobs()], task, EVIDENCE, "features", far, max_distance=math.inf)["knobs"][0].record == "far"
+
+
+def test_settings_are_planned_nearest_first_within_the_distance(task) -> None:
+    recs = [record("second", 0.56, {"lr": 0.05, "decay_on": False}),
+            record("first", 0.5, {"lr": 0.003, "decay_on": False}),
+            *[record(f"filler-{i}", i / 7, {"lr": 0.001}, strategy="other") for i in range(8)]]
+    warm = plan([Knobs()], task, EVIDENCE, "features", recs)["knobs"]
+    assert [w.record for w in warm] == ["first", "second"]
+    assert warm[0].distance < warm[1].distance <= MAX_DISTANCE
 
 
 def _state(tmp_path, task, strategy, budget, warm=()):
@@ -107,7 +173,7 @@ def _state(tmp_path, task, strategy, budget, warm=()):
 def test_a_new_study_tries_default_then_warm_settings_then_tpe(tmp_path, task) -> None:
     recs = [record("a", 0.55, {"lr": 10 ** -2.5, "decay_on": False}), record("b", 0.6, {"lr": 0.05})]
     strategy = Knobs()
-    warm = plan([strategy], task, EVIDENCE, "features", recs)["knobs"]
+    warm = plan([strategy], task, EVIDENCE, "features", recs, max_distance=math.inf)["knobs"]
     s = _state(tmp_path, task, strategy, 4, warm)
     assert run_search([s], task, race=False)
     trials = sorted(s.study.trials, key=lambda t: t.number)
