@@ -271,11 +271,22 @@ def _inputs(task: TransferTask, model: Backbone, domain: Domain, k: int, use_cac
     return stored_tensor(domain.X)
 
 
+def _fused(groups: list[dict[str, Any]]) -> bool:
+    """Whether the fused Adam kernel can take these parameters: floating point, all on one CPU or CUDA device.
+
+    One kernel per step instead of a Python loop over the parameter tensors: on the small models the
+    advisor trains, the optimiser step was a quarter of a trial's time (BENCHMARKS.md, engine row).
+    """
+    params = [p for g in groups for p in g["params"]]
+    devices = {p.device.type for p in params}
+    return bool(params) and len(devices) == 1 and devices <= {"cpu", "cuda"} and all(
+        p.is_floating_point() for p in params)
+
+
 def _make_optimizer(cfg: TrainConfig, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer in ("adam", "adamw"):
+        cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
+        return cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=_fused(groups) or None)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     raise InputError(f"unknown optimizer {cfg.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
@@ -293,6 +304,16 @@ def _forward(model: Backbone, x: torch.Tensor, k: int, cached: bool) -> torch.Te
         with torch.no_grad():
             x = model.forward_blocks(x, 0, k)
     return model.forward_blocks(x, k)
+
+
+#: Rows per evaluation batch for feature vectors (tables, cached prefixes): memory is no concern there,
+#: and one forward pass over a small validation split beats several.
+FEATURE_EVAL_BATCH = 1024
+
+
+def eval_batch(x: torch.Tensor, bs: int) -> int:
+    """Evaluation batch size: ``FEATURE_EVAL_BATCH`` rows of feature vectors, 4 training batches of images."""
+    return max(4 * bs, FEATURE_EVAL_BATCH) if x.dim() <= 2 else 4 * bs
 
 
 def _predict_from(model: Backbone, x: torch.Tensor, k: int, cached: bool, device: str,
@@ -449,7 +470,7 @@ def train(task: TransferTask, model: Backbone, cfg: TrainConfig, report: ReportF
             )
         if x_v is None:
             continue
-        pred = _predict_from(model, x_v, k, cached, device, 4 * bs)
+        pred = _predict_from(model, x_v, k, cached, device, eval_batch(x_v, bs))
         val = score(task.score, task.target_val.y, pred, task.num_classes)
         history.append(val)
         if best is None or val > best[0]:
@@ -471,7 +492,7 @@ def train(task: TransferTask, model: Backbone, cfg: TrainConfig, report: ReportF
                          history=history, info=info)
     model.load_state_dict(best[2])
     model.eval()
-    pred = _predict_from(model, x_v, k, cached, device, 4 * bs)
+    pred = _predict_from(model, x_v, k, cached, device, eval_batch(x_v, bs))
     info["last_val_score"] = history[-1]
     return FitResult(model=model, val_score=best[0], val_pred=pred, epochs=best[1], history=history,
                      info=info)
