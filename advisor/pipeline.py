@@ -52,6 +52,7 @@ from advisor.search.study import (
 )
 from advisor.search.warmstart import warm_started
 from advisor.verdict import (
+    LOOK_LEVEL,
     REFERENCE_ROLE,
     Gap,
     Verdict,
@@ -62,6 +63,7 @@ from advisor.verdict import (
     mean_scores,
     pick_best,
     transfer_tie_broken,
+    worth_another_look,
 )
 
 #: Seeds per arm: validation repeats of each best setting (fresh seeds, not the search's trial) and retrains.
@@ -408,8 +410,13 @@ def trial_params(trial: Any) -> dict[str, Any]:
     return {**stored, **trial.params} if isinstance(stored, dict) else dict(trial.params)
 
 
-#: How many of a reference candidate's best trials are re-run with every seed before one is kept.
+#: How many of a reference candidate's best trials are screened with seed repeats before one is kept.
 REFERENCE_CANDIDATES = 3
+#: Seeds each screened reference setting gets before the best mean is kept (the winner then gets them all).
+REFERENCE_SCREEN_SEEDS = 2
+#: Seed repeats of a strategy the race stopped (out of contention with the leader): enough for a seed
+#: spread in its gap's interval; the strategies still in contention and the references get ``n_seeds``.
+RACED_OUT_SEEDS = 3
 #: Repeat ``r`` of a setting trains with seed ``task.seed + SEED_STEP * r``.
 SEED_STEP = 1000
 
@@ -428,14 +435,16 @@ class SeedRepeats:
     error: str | None = None
 
 
-def _seed_predictions(strategy: Any, task: TransferTask, params: dict[str, Any], n_seeds: int) -> np.ndarray:
+def _seed_predictions(strategy: Any, task: TransferTask, params: dict[str, Any], n_seeds: int,
+                      first: int = 1) -> np.ndarray:
     """Validation predictions of one setting refitted with ``n_seeds`` fresh seeds (seeds x n).
 
-    The seeds are ``task.seed + SEED_STEP * r`` for r = 1..n: the search's own fit (r = 0) is not
-    among them, because that fit's validation score is what made the trial win (winner's curse).
+    The seeds are ``task.seed + SEED_STEP * r`` for r = first..first+n-1 (``first`` >= 1): the search's
+    own fit (r = 0) is not among them, because that fit's validation score is what made the trial win
+    (winner's curse).
     """
     preds = [strategy.fit(replace(task, seed=task.seed + SEED_STEP * r), dict(params), None).val_pred
-             for r in range(1, max(1, n_seeds) + 1)]
+             for r in range(first, first + max(1, n_seeds))]
     return np.stack([np.asarray(p, dtype=np.int64) for p in preds])
 
 
@@ -445,18 +454,27 @@ def _select_reference(strategy: Any, task: TransferTask, study: Any, n_seeds: in
 
     Every gap and the verdict compare against the reference, and on a small validation split its
     best single-seed trials are often tied within a sample or two while their retrains differ by
-    many points. So its ``REFERENCE_CANDIDATES`` best trials are each repeated with every seed
-    (cheap: a reference has no source term) and the best mean wins, as in racing/intensification.
+    many points. So its ``REFERENCE_CANDIDATES`` best trials are each repeated with
+    ``REFERENCE_SCREEN_SEEDS`` seeds, the best mean wins (racing/intensification), and only the winner is
+    repeated with the remaining seeds.
     Returns (trial, predictions per seed) or ``None`` without trials.
     """
     y_val = task.target_val.y
+    candidates = _ranked_trials(study)[:REFERENCE_CANDIDATES]
+    screen = min(n_seeds, REFERENCE_SCREEN_SEEDS) if len(candidates) > 1 else n_seeds
     best: tuple[float, Any, np.ndarray] | None = None
-    for t in _ranked_trials(study)[:REFERENCE_CANDIDATES]:
-        p = _seed_predictions(strategy, task, trial_params(t), n_seeds)
+    for t in candidates:
+        p = _seed_predictions(strategy, task, trial_params(t), screen)
         m = float(np.mean([score(score_name, y_val, q) for q in p]))
         if best is None or m > best[0]:
             best = (m, t, p)
-    return None if best is None else (best[1], best[2])
+    if best is None:
+        return None
+    _, trial, preds = best
+    if len(preds) < n_seeds:  # the survivor gets the rest of its seeds (the same seeds as every other arm)
+        more = _seed_predictions(strategy, task, trial_params(trial), n_seeds - len(preds), first=len(preds) + 1)
+        preds = np.concatenate([preds, more])
+    return trial, preds
 
 
 def _repeat(st: SearchState, task: TransferTask, n_seeds: int, score_name: str, emit: Event) -> SeedRepeats:
@@ -476,6 +494,8 @@ def _repeat(st: SearchState, task: TransferTask, n_seeds: int, score_name: str, 
     emit("repeat", {"strategy": st.strategy.name})
     if selected is not None:
         return SeedRepeats(trial, params, selected[1])
+    if stopped(st.study) is not None and st.strategy.role != REFERENCE_ROLE:
+        n_seeds = min(n_seeds, RACED_OUT_SEEDS)
     try:
         return SeedRepeats(trial, params, _seed_predictions(st.strategy, task, trial_params(trial), n_seeds))
     except Exception as exc:  # noqa: BLE001 - a strategy's failure is reported, the others go on
@@ -554,16 +574,16 @@ def _failures(states: list[SearchState], repeats: dict[str, SeedRepeats]) -> dic
 
 
 def _retrain(strategy: Any, task: TransferTask, params: dict[str, Any], n_seeds: int,
-             test: Any) -> tuple[Any, np.ndarray]:
-    """Retrain on train+val with ``n_seeds`` seeds (``task.seed + SEED_STEP * r``, r = 0..n-1) and predict the
-    test split once per seed: one retrain's luck must not decide the verdict. Returns the first seed's model
-    (the one exported) and the predictions (seeds x n)."""
+             test: Any, start: int = 0) -> tuple[Any, np.ndarray]:
+    """Retrain on train+val with ``n_seeds`` seeds (``task.seed + SEED_STEP * r``, r = start..start+n-1) and
+    predict the test split once per seed: one retrain's luck must not decide the verdict. Returns the first
+    seed's model (r = 0: the one exported; None when ``start`` > 0) and the predictions (seeds x n)."""
     from advisor.search.training import predict
 
     full = replace(task, target_train=task.target_train.concat(task.target_val, name="target/train+val"),
                    target_val=None)
     first, preds = None, []
-    for r in range(max(1, n_seeds)):
+    for r in range(start, start + max(1, n_seeds)):
         fit = strategy.fit(replace(full, seed=task.seed + SEED_STEP * r), dict(params), None)
         first = fit.model if r == 0 else first
         preds.append(predict(fit.model, test.X, task.device))
@@ -596,6 +616,8 @@ def _recommendation(v: Verdict, rows: dict[str, StrategyRow], params: dict[str, 
         "test_gain_ci": gain_ci,
         "test_gain_seeds": list(v.gain.seeds),
         "test_gain_covers": v.gain.covers,
+        "test_gain_level": v.gain.level,
+        "test_gain_looks": v.looks,
         "test_size": v.test_size,
         "verdict": verdict_sentence(v),
         "verdict_code": v.code,
@@ -626,6 +648,8 @@ def finalize(task: TransferTask, inputs: ResolvedInputs, states: list[SearchStat
         "failed": _failures(states, repeats),
         "baselines": {r.strategy: asdict(r) for r in out_rows if r.role == REFERENCE_ROLE},
         "intervals": {"level": 0.95, "seeds": options.n_seeds,
+                      "raced_out_seeds": min(options.n_seeds, RACED_OUT_SEEDS),
+                      "verdict_level": LOOK_LEVEL, "verdict_max_seeds": 2 * options.n_seeds,
                       "covers": COVERS_SEEDS if options.n_seeds >= 2 else COVERS_SAMPLES},
     }
     b = choose_transfer(means, roles, prior, n_val)
@@ -642,6 +666,14 @@ def finalize(task: TransferTask, inputs: ResolvedInputs, states: list[SearchStat
         models[name], test_pred[name] = _retrain(by_name[name], task, repeats[name].params, options.n_seeds, test)
     v = decide(options.score, test.y, b, test_pred[b], reference, test_pred[reference], means[b], means[reference],
                seed)
+    if worth_another_look(v):  # a promising gain the first look could not separate from seed luck
+        emit("final", {"strategy": b, "reference": reference, "look": 2})
+        for name in (b, reference):
+            _, more = _retrain(by_name[name], task, repeats[name].params, options.n_seeds, test,
+                               start=len(test_pred[name]))
+            test_pred[name] = np.concatenate([test_pred[name], more])
+        v = decide(options.score, test.y, b, test_pred[b], reference, test_pred[reference], means[b],
+                   means[reference], seed, looks=2)
     result["recommendation"] = _recommendation(v, rows, repeats[v.chosen].params, test_pred[v.chosen], test.y)
     # B won a tie within one validation sample by the quick advice's order, not by the top score
     result["recommendation"]["tie_broken"] = transfer_tie_broken(means, roles, b)

@@ -118,8 +118,9 @@ class _Progress:
         elif kind == "repeat":
             self.console.print(f"seed repeats of {payload['strategy']}'s best setting")
         elif kind == "final":
-            ref = payload.get("reference", "the reference")
-            self.console.print(f"retraining {payload['strategy']} and {ref} on train+val; scoring on test")
+            from advisor.report.render import retrain_line
+
+            self.console.print(retrain_line(payload))
 
     def stop(self) -> None:
         if self.bar is not None:

@@ -58,8 +58,9 @@ def report(ctx: click.Context, run_dir: str | None, storage: str | None, run_nam
             if kind == "repeat":
                 console.print(f"seed repeats of {payload['strategy']}'s best setting")
             elif kind == "final":
-                ref = payload.get("reference", "the reference")
-                console.print(f"retraining {payload['strategy']} and {ref} on train+val; scoring on test")
+                from advisor.report.render import retrain_line
+
+                console.print(retrain_line(payload))
 
         doc = report_from_storage(storage, run_name, device=device, threads=threads, run_dir=run_dir,
                                   registry=registry(ctx), on_event=on_event)

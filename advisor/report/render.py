@@ -16,7 +16,8 @@ def verdict_sentence(v: Verdict) -> str:
     """The verdict in words: what was compared, on what, with how many seeds, and what to do."""
     g = v.gain
     seeds = f"{g.seeds[0]} and {g.seeds[1]} retrains" if g.seeds[0] != g.seeds[1] else f"{g.seeds[0]} retrains each"
-    on_test = f"on the held-out test split (mean of {seeds} on train+val)"
+    look = "; a second look, the first being promising but within seed luck" if v.looks > 1 else ""
+    on_test = f"on the held-out test split (mean of {seeds} on train+val{look})"
     interval = f"gain {g.value:+.3f}, {g.level:.0%} CI [{g.lo:+.3f}, {g.hi:+.3f}] over {g.covers}"
     if v.code == "transfer_helps":
         return (f"Transfer helps: {v.best_transfer} scores {v.transfer_test:.3f} {on_test} against "
@@ -61,14 +62,31 @@ def tie_sentence(doc: dict[str, Any]) -> str:
             "sample apart are tied, and a tie goes to the strategy the quick advice ranked higher.")
 
 
+def retrain_line(payload: dict[str, Any]) -> str:
+    """The progress line of a ``final`` event: the verdict's retrains (a second look says so)."""
+    ref = payload.get("reference") or "the reference"
+    if payload.get("look", 1) > 1:
+        return (f"second look: more retrains of {payload['strategy']} and {ref} (the first look's gain was "
+                "promising but within seed luck)")
+    return f"retraining {payload['strategy']} and {ref} on train+val; scoring on test"
+
+
 def _seeds_line(doc: dict[str, Any]) -> str:
     """How many seeds stand behind the intervals and what they cover (empty for older reports)."""
     iv = doc.get("intervals")
     if not iv:
         return ""
+    raced = iv.get("raced_out_seeds", iv["seeds"])
+    raced_note = (f" ({raced} for a strategy the race stopped)" if raced != iv["seeds"] else "")
+    if "verdict_level" in iv:
+        verdict = (f"the test gain from {iv['seeds']} retrains per arm at {iv['verdict_level']:.0%}, looked at again "
+                   f"with {iv['verdict_max_seeds']} per arm when the first look was promising but did not commit "
+                   "(two looks at 97% keep the chance of calling a strategy different from itself near 5%)")
+    else:
+        verdict = f"the test gain from {iv['seeds']} retrains per arm"
     return (f"Intervals: {iv['level']:.0%}, over {iv['covers']}; validation scores and gaps from "
-            f"{iv['seeds']} seed repeats of each best setting (not the search's own trial), the test gain "
-            f"from {iv['seeds']} retrains per arm.")
+            f"{iv['seeds']} seed repeats of each best setting{raced_note} (not the search's own trial); "
+            f"{verdict}.")
 
 
 def public(doc: dict[str, Any]) -> dict[str, Any]:

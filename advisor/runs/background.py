@@ -272,7 +272,9 @@ class ProgressWriter:
             line = f"seed repeats of {payload['strategy']}'s best setting"
         elif kind == "final":
             d.update(phase="test retrains", retrains_started=time.time())
-            line = f"retraining {payload['strategy']} and {payload.get('reference')} on train+val; scoring on test"
+            from advisor.report.render import retrain_line
+
+            line = retrain_line(payload)
         else:
             return
         self._write()

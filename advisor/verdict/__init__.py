@@ -4,6 +4,7 @@ No training and no Optuna here: the pipeline runs the seeds, these functions jud
 """
 
 from advisor.verdict.rules import (
+    LOOK_LEVEL,
     REFERENCE_ROLE,
     VERDICT_CODES,
     Gap,
@@ -16,7 +17,8 @@ from advisor.verdict.rules import (
     pick_best,
     tie_decided,
     transfer_tie_broken,
+    worth_another_look,
 )
 
-__all__ = ["REFERENCE_ROLE", "VERDICT_CODES", "Gap", "Verdict", "choose_reference", "choose_transfer", "decide",
-           "gaps", "mean_scores", "pick_best", "tie_decided", "transfer_tie_broken"]
+__all__ = ["LOOK_LEVEL", "REFERENCE_ROLE", "VERDICT_CODES", "Gap", "Verdict", "choose_reference", "choose_transfer",
+           "decide", "gaps", "mean_scores", "pick_best", "tie_decided", "transfer_tie_broken", "worth_another_look"]

@@ -3,7 +3,8 @@
 Steps, in the order the pipeline calls them: the seed-repeat mean of every strategy
 (``mean_scores``) -> the reference, the best reference-role candidate (``choose_reference``) ->
 the negative-transfer gap of every other strategy against it (``gaps``) -> B, the best
-non-reference strategy (``choose_transfer``) -> the decision on the test split (``decide``).
+non-reference strategy (``choose_transfer``) -> the decision on the test split (``decide``, looked at
+a second time with twice the retrains when ``worth_another_look``).
 Every interval carries training seeds and samples (``advisor.search.scoring.seed_sample_diff``);
 a code other than ``no_gain`` needs an interval that clears zero with both.
 """
@@ -19,6 +20,13 @@ import numpy as np
 from advisor.search.scoring import Estimate, seed_sample_diff, seed_scores
 
 REFERENCE_ROLE = "reference"
+#: The verdict looks at the test gain at most twice (group-sequential, equal seed increments): first with
+#: ``n_seeds`` retrains per arm and, when that look did not commit but the gain is promising
+#: (``worth_another_look``), again with twice as many. Each look uses this two-sided level: Pocock's
+#: boundary for two looks at an overall 5% is 0.0294 per look, rounded here to 0.03, so a strategy
+#: compared with itself is called different at most about 5% of the time over both looks
+#: (measured: ``bench/calibration.py``).
+LOOK_LEVEL = 0.97
 VERDICT_CODES = ("transfer_helps", "no_gain", "transfer_hurts")
 VerdictCode = Literal["transfer_helps", "no_gain", "transfer_hurts"]
 
@@ -124,17 +132,31 @@ class Verdict:
     reference_test: float
     score: str
     test_size: int
+    looks: int = 1
+
+
+def worth_another_look(v: Verdict) -> bool:
+    """Whether a first look that did not commit deserves twice the retrains.
+
+    Only a ``no_gain`` with seed variance in its interval, whose gain is at least an eighth of the
+    interval's width away from zero: a gain nearer zero would not clear it with twice the seeds either,
+    and its retrains would be spent for nothing.
+    """
+    g = v.gain
+    return v.code == "no_gain" and v.looks == 1 and g.with_seeds and abs(g.value) >= (g.hi - g.lo) / 8
 
 
 def decide(score_name: str, y_test: np.ndarray, best_transfer: str, transfer_preds: np.ndarray, reference: str,
-           reference_preds: np.ndarray, transfer_val: float, reference_val: float, seed: int = 0) -> Verdict:
+           reference_preds: np.ndarray, transfer_val: float, reference_val: float, seed: int = 0,
+           looks: int = 1, level: float = LOOK_LEVEL) -> Verdict:
     """``transfer_helps`` when the gain's interval lies above zero, ``transfer_hurts`` below, else ``no_gain``.
 
     ``*_preds``: test predictions of each retrain (seeds x n). An interval that covers samples only
     (one seed in an arm) never commits. Under ``no_gain`` the better of the two on validation
-    (``*_val``, seed-repeat means) is chosen, the reference on a tie.
+    (``*_val``, seed-repeat means) is chosen, the reference on a tie. ``looks``: which look at the
+    test gain this is (see ``LOOK_LEVEL``); ``level``: the interval's two-sided level.
     """
-    gain = seed_sample_diff(score_name, y_test, transfer_preds, reference_preds, seed=seed)
+    gain = seed_sample_diff(score_name, y_test, transfer_preds, reference_preds, level=level, seed=seed)
     code: VerdictCode
     if gain.above_zero:
         code, chosen = "transfer_helps", best_transfer
@@ -144,4 +166,5 @@ def decide(score_name: str, y_test: np.ndarray, best_transfer: str, transfer_pre
         code, chosen = "no_gain", best_transfer if transfer_val > reference_val else reference
     return Verdict(code, chosen, best_transfer, reference, gain,
                    float(seed_scores(score_name, y_test, transfer_preds).mean()),
-                   float(seed_scores(score_name, y_test, reference_preds).mean()), score_name, len(y_test))
+                   float(seed_scores(score_name, y_test, reference_preds).mean()), score_name, len(y_test),
+                   looks)

@@ -27,8 +27,9 @@ def test_clopper_pearson() -> None:
 def test_null_comparisons_count_rare_false_alarms() -> None:
     rng = np.random.default_rng(0)
     y = rng.integers(0, K, 300)
-    n, k, old = null_comparisons("accuracy", y, _runs(rng, y, 22, 1.0), 20, rng)
+    n, k, old, second = null_comparisons("accuracy", y, _runs(rng, y, 22, 1.0), 20, rng)
     assert n == 20 and k <= 3 and old > k
+    assert 0 < second < 20  # some comparisons look twice, not all
 
 
 def test_power_cases_follow_the_oracle_sign() -> None:
@@ -42,8 +43,8 @@ def test_power_cases_follow_the_oracle_sign() -> None:
 
 
 def test_summary_and_markdown() -> None:
-    cells = [Cell("s", 0, {}, {}, comparisons=60, false_alarms=3, samples_only_false_alarms=30, power_cases=6,
-                  power_right=5), Cell("t", 0, {}, {}, comparisons=60, false_alarms=1)]
+    cells = [Cell("s", 0, {}, {}, comparisons=60, false_alarms=3, samples_only_false_alarms=30, second_looks=7,
+                  power_cases=6, power_right=5), Cell("t", 0, {}, {}, comparisons=60, false_alarms=1)]
     s = summarize(cells)
     assert (s["comparisons"], s["false_alarms"], s["power"], s["cells"]) == (120, 4, round(5 / 6, 4), 2)
-    assert "4/120" in markdown(s) and "5/6" in markdown(s)
+    assert "4/120" in markdown(s) and "5/6" in markdown(s) and "7/120" in markdown(s)
