@@ -1,7 +1,8 @@
 """Quality harness: is the advisor's recommendation close to an exhaustive oracle, and at what cost?
 
-``python -m bench.quality --scenarios FILE [--quick] [--out DIR] [--only NAME ...]`` (run from the
-repository root; relative paths in FILE resolve against the current folder).
+``python -m bench.quality --scenarios FILE [--quick] [--out DIR] [--only NAME ...] [--reuse-oracle DIR]
+[--splits N] [--refresh-oracle] [--oracle-cache DIR] [--advice-model lodo|shipped] [--from-results]`` (run from
+the repository root; relative paths in FILE resolve against the current folder).
 
 Scenario file (TOML)::
 
@@ -14,6 +15,7 @@ Scenario file (TOML)::
     model = "mlp"              # optional: "mlp" for tables, "cnn" for images (the defaults)
     seed = 0                   # optional: split and training seed
     oracle = "full"            # optional: "full" (default) or "quick" (see below)
+    splits = 3                 # optional: target split seeds under --splits (overrides the rule below)
     # or: demo = "digits-shift"  (a registered scenario, its own splits)
 
 Rules (documented choices):
@@ -48,6 +50,28 @@ Rules (documented choices):
   can select); verdict agreement; Kendall's τ-b of the quick advice's ranking against the
   oracle's test order, and the regret of its top pick (oracle-tuned); compute ratio = advisor
   seconds / oracle seconds (same process, one torch thread); logistic floors.
+- **Target splits** (``--splits N``, default 1): the built-ins and every scenario with at most 3 labels per
+  class run on the split seeds ``seed, seed + 1, ..., seed + N - 1`` (a scenario's ``splits`` key overrides;
+  the others run on one). The seed is ``InputRequest(seed=...)``: a file scenario's per-class permutation, a
+  built-in's ``build(seed)`` (its pools and transforms), and the training seeds. Split ``seed`` runs as
+  without ``--splits`` (against the pinned oracle with ``--reuse-oracle``); every other split's oracle (the
+  same grid, full or quick per the scenario) is read from ``bench/results/oracle/<scenario>/split-<k>-<oracle
+  version>.json.gz`` (``bench.oracle_cache``: rows, verdict and per-seed test predictions), or run and stored
+  there when absent or made for another key; ``--refresh-oracle`` reruns it. The per-scenario JSON keeps
+  ``advisor.test_score`` and ``floors.best`` as means over the splits and ``oracle.verdict_code`` as the code
+  every split agrees on, else ``unstable``; ``splits[]`` holds one row per split (advisor and oracle pick,
+  verdict, gain and interval, floors, regret vs best, fixed policies, compute). The other top-level figures
+  (``pinned``, ``regret``, compute ratios) stay those of the scenario's own seed.
+- **Advice fitted out of sample** (``--advice-model lodo``, the default): the learned advice that ranks the
+  strategies is refitted for each scenario on the shipped model's records minus every record whose source or
+  target domain is the scenario's target domain (``advisor.advice.learned``'s leave-one-dataset-out rule;
+  the built-ins all share ``sklearn-digits``), pointed at by ``TRANSFER_ADVISOR_ADVICE_MODEL`` for that
+  scenario's runs; the JSON records it as ``advice_model``. ``--advice-model shipped`` ranks with the shipped
+  model, which was fitted on these scenarios' oracle outcomes (in-sample).
+- **Figures over splits** (``summary.splits``): the advisor's mean and SD of regret vs the best oracle-tuned
+  test score over scenario x split; verdict agreement over the splits of scenarios whose oracle verdict is
+  the same on every split (k/n); opposite-sign verdicts over all splits (apart); the floor k/n; each fixed
+  policy's ("always S", S oracle-tuned) mean regret over scenario x split and the best of them.
 - ``--quick`` (every scenario) or ``oracle = "quick"`` (one scenario, e.g. the MNIST/USPS ``cnn``
   tasks whose 1,800-image source makes a full grid take about an hour here): the oracle uses 2
   seeds (and 2 retrains) and the freeze depths ``{0, depth - 2}``; the learning-rate and knob grids
@@ -59,10 +83,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import shutil
 import sys
+import tempfile
 import time
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -75,6 +103,8 @@ from advisor.errors import InputError
 from advisor.plugin.contracts import ScenarioData, TransferTask
 from advisor.search.scoring import paired_bootstrap_diff, score
 
+from . import oracle_cache
+from .fit_advice import _domains as scenario_domains
 from .floors import logistic_floors
 
 MAX_VAL_PER_CLASS = 10
@@ -117,6 +147,7 @@ class ScenarioSpec:
     model: str | None = None
     seed: int = 0
     oracle: str = "full"
+    splits: int | None = None  # target split seeds under --splits N (None: N where the rule applies, else 1)
 
     @property
     def advisor_name(self) -> str:
@@ -144,6 +175,8 @@ def load_specs(path: str | Path) -> list[ScenarioSpec]:
             raise InputError(f"{path}: scenario {spec.name!r}: oracle must be one of {ORACLE_SIZES}")
         if spec.labels_per_class < 1:
             raise InputError(f"{path}: scenario {spec.name!r}: labels_per_class must be at least 1")
+        if spec.splits is not None and (not isinstance(spec.splits, int) or spec.splits < 1):
+            raise InputError(f"{path}: scenario {spec.name!r}: splits must be a whole number, at least 1")
         specs.append(spec)
     if not specs:
         raise InputError(f"{path}: no [[scenario]] entries")
@@ -411,6 +444,8 @@ class ScenarioResult:
     prepare_s: float
     error: str | None = None
     pinned: dict[str, Any] | None = None  # --reuse-oracle: the figures against the pinned oracle (see pinned_figures)
+    splits: list[dict[str, Any]] = field(default_factory=list)  # one row per target split seed (see split_row)
+    advice_model: dict[str, Any] | None = None  # which learned advice model ranked (see lodo_advice_model)
 
 
 @dataclass
@@ -641,6 +676,265 @@ def evaluate_reusing(spec: ScenarioSpec, registry: Any, out: Path, stored: dict[
     )
 
 
+# --------------------------------------------------------------------------- target splits (--splits N)
+
+#: Scenarios with at most this many labels per class (and the built-ins) run on N split seeds under --splits N.
+SPLIT_LABELS_MAX = 3
+
+
+def split_count(spec: ScenarioSpec, n: int) -> int:
+    """How many target split seeds ``spec`` runs on under ``--splits n``: its own ``splits`` key if set, else
+    ``n`` for the built-ins and scenarios with at most ``SPLIT_LABELS_MAX`` labels per class, else 1."""
+    if spec.splits is not None:
+        return spec.splits
+    return n if spec.demo is not None or spec.labels_per_class <= SPLIT_LABELS_MAX else 1
+
+
+def oracle_grid_definition(small: bool) -> dict[str, Any]:
+    """What the oracle's grid is made of (hashed into the cache's oracle version)."""
+    return {"knobs": KNOBS, "lr_factors": LR_FACTORS, "fixed_freeze": FIXED_FREEZE, "linear_grids": LINEAR_GRIDS,
+            "seeds": 2 if small else 3, "freeze": "{0, depth-2}" if small else "{0, depth-2, depth-1}",
+            "seed_rule": "seed + 1000 r", "verdict": "samples-only paired bootstrap, B vs target_only"}
+
+
+def oracle_json(result: OracleResult) -> dict[str, Any]:
+    """The oracle's result as stored: rows without their test predictions."""
+    return {**{k: v for k, v in asdict(result).items() if k != "rows"},
+            "rows": [{k: v for k, v in asdict(r).items() if k != "test_pred"} for r in result.rows]}
+
+
+def cached_oracle(spec: ScenarioSpec, split: int, prep: Prepared, strategies: list[Any], small: bool,
+                  root: str | Path, refresh: bool = False, log: Any = print) -> tuple[dict[str, Any], bool]:
+    """The oracle of ``spec`` (already at this split's seed) on ``prep``'s splits: read from the cache
+    (``bench.oracle_cache``) when a file was made for the same key, else run (``run_oracle``) and stored.
+
+    Returns the cache document (``key``, ``oracle``, ``test_pred``, ``test_y``) and whether it was read.
+    """
+    version = oracle_cache.oracle_version(oracle_grid_definition(small))
+    key = {"scenario": spec.name, "split": split, "seed": spec.seed, "oracle_version": version,
+           "size": "quick" if small else "full", "sizes": prep.sizes,
+           "spec": {k: getattr(spec, k) for k in ("demo", "source", "target", "labels_per_class", "preprocess",
+                                                    "model")},
+           "strategies": sorted(s.name for s in strategies)}
+    path = oracle_cache.cache_path(root, spec.name, split, version)
+    if not refresh:
+        doc = oracle_cache.read(path, key)
+        if doc is not None:
+            log(f"  oracle split {split}: read {path} (measured {doc['oracle']['seconds']} s)")
+            return doc, True
+    test = prep.inputs.splits.test
+    result = run_oracle(oracle_task(prep, spec.seed), strategies, test, 2 if small else 3, small, log)
+    doc = {"key": key, "oracle": oracle_json(result), "test_pred": {r.strategy: r.test_pred for r in result.rows},
+           "test_y": np.asarray(test.y).tolist(), "measured": time.strftime("%Y-%m-%d %H:%M")}
+    oracle_cache.write(path, doc)
+    log(f"  oracle split {split}: {result.seconds} s, wrote {path}")
+    return doc, False
+
+
+def split_row(split: int, seed: int, advisor: dict[str, Any], oracle: dict[str, Any], floors: dict[str, Any],
+              figures: dict[str, Any], source: str) -> dict[str, Any]:
+    """One target split's figures: the advisor's pick and verdict, the oracle's, floors, regret, compute.
+
+    ``figures`` is ``pinned_figures`` of this split (its oracle's rows, plus the linear grids on the pinned
+    split); ``source`` says where the oracle came from ("pinned", "run", "cache" or "cache: computed now").
+    """
+    return {
+        "split": split, "seed": seed, "oracle_source": source,
+        "advisor": {**{k: advisor.get(k) for k in ("strategy", "verdict_code", "test_score", "test_gain",
+                                                     "test_gain_ci", "seconds")},
+                    "fits": (advisor.get("fits") or {}).get("total")},
+        "oracle": {"verdict_code": oracle.get("verdict_code"), "test_gain": oracle.get("test_gain"),
+                   "test_gain_ci": oracle.get("test_gain_ci"), "chosen": oracle.get("chosen"),
+                   "chosen_test": oracle.get("chosen_test"), "best_test_strategy": figures["best_test_strategy"],
+                   "best_test": figures["best_test"], "seconds": figures["oracle_seconds"]["pinned"],
+                   "fits": figures["oracle_fits"]["pinned"]},
+        "floors": floors, "floor_margin": figures["floor_margin"],
+        "advisor_at_or_above_floor": figures["advisor_at_or_above_floor"],
+        "regret_vs_best": figures["regret_vs_best"], "fixed_policy_regret": figures["fixed_policy_regret"],
+        "verdict_agrees": figures["verdict_agrees"], "opposite_sign": figures["opposite_sign"],
+        "compute": {"advisor_s": advisor.get("seconds"), "oracle_s": figures["oracle_seconds"]["pinned"],
+                    "ratio_seconds": figures["compute_ratio_seconds"],
+                    "ratio_models": figures["compute_ratio_models"]},
+    }
+
+
+def first_split_row(res: ScenarioResult, seed: int) -> dict[str, Any]:
+    """The row of the scenario's own split seed, from the result ``evaluate`` or ``evaluate_reusing`` made."""
+    if res.pinned is not None:
+        return split_row(0, seed, res.advisor, res.oracle, res.floors, res.pinned, "pinned")
+    figures = pinned_figures(res.advisor, {"oracle": res.oracle, "floors": res.floors}, [], res.sizes["test"])
+    return split_row(0, seed, res.advisor, res.oracle, res.floors, figures, "run")
+
+
+def evaluate_split(spec: ScenarioSpec, split: int, registry: Any, out: Path, quick: bool, trials: int | None,
+                   cache_root: str | Path, refresh: bool, log: Any = print) -> dict[str, Any]:
+    """Advisor, cached oracle and floors on one extra target split (``spec`` already at that split's seed)."""
+    prep = prepare(spec, registry, log)
+    small = quick or spec.oracle == "quick"
+    doc, hit = cached_oracle(spec, split, prep, registry.select_strategies(None), small, cache_root, refresh, log)
+    advisor, _ = run_advisor(prep, registry, out / "runs" / f"{spec.name}-split{split}", trials=trials, log=log)
+    sp = prep.inputs.splits
+    floors = logistic_floors(prep.inputs.source, sp, seed=spec.seed).to_json()
+    figures = pinned_figures(advisor, {"oracle": doc["oracle"], "floors": floors}, [], len(sp.test))
+    row = split_row(split, spec.seed, advisor, doc["oracle"], floors, figures,
+                    "cache" if hit else "cache: computed now")
+    log(f"  split {split}: advisor {advisor['strategy']} ({advisor['verdict_code']}) regret {row['regret_vs_best']}"
+        f" pts vs oracle {doc['oracle']['verdict_code']}")
+    return row
+
+
+def combine_splits(res: ScenarioResult, rows: list[dict[str, Any]]) -> ScenarioResult:
+    """The scenario's result with ``splits[]``: top-level ``advisor.test_score`` and ``floors.best`` become
+    means over the splits and ``oracle.verdict_code`` the code every split agrees on, else "unstable"; the
+    other top-level figures (``pinned``, ``regret``, compute ratios) stay those of the scenario's own seed."""
+    scores = [r["advisor"]["test_score"] for r in rows]
+    bests = [r["floors"]["best"] for r in rows]
+    codes = [r["oracle"]["verdict_code"] for r in rows]
+    advisor = {**res.advisor, "test_score_by_split": scores,
+               "test_score": None if None in scores else round(float(np.mean(scores)), 4)}
+    floors = {**res.floors, "best_by_split": bests, "best": round(float(np.mean(bests)), 4)}
+    oracle = {**res.oracle, "verdict_codes_by_split": codes,
+              "verdict_code": codes[0] if len(set(codes)) == 1 else "unstable"}
+    return replace(res, advisor=advisor, floors=floors, oracle=oracle, splits=rows)
+
+
+def lodo_advice_model(spec: ScenarioSpec, folder: Path) -> tuple[Path, dict[str, Any]]:
+    """The learned advice fitted without the scenario's target domain, written to ``folder``.
+
+    The shipped model was fitted on these scenarios' oracle outcomes; ranking a scenario with it is
+    in-sample. This refits ``advisor.advice.learned.fit`` on the shipped model's records minus every record
+    whose source or target domain is the scenario's target domain (``evaluate_lodo``'s rule).
+    """
+    from advisor.advice.learned import SHIPPED_MODEL, domains, fit, load_file
+
+    _, records = load_file(SHIPPED_MODEL)
+    held = scenario_domains(spec)[1]
+    keep = [r for r in records if held not in domains(r)]
+    model = fit(keep, origin=f"bench.quality: shipped records without domain {held!r} (leave-one-dataset-out)")
+    path = model.save(folder / f"advice-lodo-{spec.name}.json", records=keep)
+    return path, {"fit": "leave-one-dataset-out", "records": len(keep), "dropped_domain": held,
+                  "dropped_records": len(records) - len(keep)}
+
+
+@contextmanager
+def advice_model_env(path: Path | None) -> Iterator[None]:
+    """Point ``TRANSFER_ADVISOR_ADVICE_MODEL`` at ``path`` while the block runs (None: leave it), then restore."""
+    from advisor.advice.learned import USER_MODEL_ENV
+
+    if path is None:
+        yield
+        return
+    old = os.environ.get(USER_MODEL_ENV)
+    os.environ[USER_MODEL_ENV] = str(path)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(USER_MODEL_ENV, None)
+        else:
+            os.environ[USER_MODEL_ENV] = old
+
+
+def evaluate_scenario(spec: ScenarioSpec, registry: Any, out: Path, args: argparse.Namespace,
+                      log: Any = print) -> ScenarioResult:
+    """One scenario on its split seeds (``split_count``), its advisor ranked by ``args.advice_model``.
+
+    The scenario's own seed runs as before (against the pinned oracle with ``--reuse-oracle``, else with
+    the oracle run here); every other split seed ``seed + k`` gets its oracle through ``cached_oracle``.
+    """
+    n = split_count(spec, args.splits)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.advice_model == "shipped":
+            path, info = None, {"fit": "shipped"}
+        else:
+            path, info = lodo_advice_model(spec, Path(tmp))
+            log(f"[{spec.name}] advice model: {info['records']} records without domain {info['dropped_domain']!r}")
+        with advice_model_env(path):
+            if args.reuse_oracle:
+                stored_file = Path(args.reuse_oracle) / f"{spec.name}.json"
+                if not stored_file.exists():
+                    raise InputError(f"{stored_file}: no stored oracle result for this scenario")
+                res = evaluate_reusing(spec, registry, out, json.loads(stored_file.read_text()),
+                                       trials=args.advisor_trials, log=log)
+            else:
+                res = evaluate(spec, registry, out, args.quick, log=log)
+            rows = [first_split_row(res, spec.seed)]
+            for k in range(1, n):
+                rows.append(evaluate_split(replace(spec, seed=spec.seed + k), k, registry, out, args.quick,
+                                           args.advisor_trials, args.oracle_cache, args.refresh_oracle, log))
+    return replace(combine_splits(res, rows), advice_model=info)
+
+
+def summarize_splits(results: list[ScenarioResult]) -> dict[str, Any]:
+    """The figures over scenario x split: regret (mean, SD), verdict agreement where the oracle is stable
+    over the scenario's splits, opposite-sign verdicts (all splits), floors, fixed policies, compute."""
+    def mean(xs: list[float]) -> float | None:
+        return round(float(np.mean(xs)), 3) if xs else None
+
+    ok = [r for r in results if r.error is None and r.splits]
+    rows = [s for r in ok for s in r.splits]
+    regrets = [s["regret_vs_best"] for s in rows if s["regret_vs_best"] is not None]
+    stable = [r for r in ok if len({s["oracle"]["verdict_code"] for s in r.splits}) == 1]
+    agree = [s["verdict_agrees"] for r in stable for s in r.splits if s["verdict_agrees"] is not None]
+    floor = [s["advisor_at_or_above_floor"] for s in rows if s["advisor_at_or_above_floor"] is not None]
+    policies = sorted({p for s in rows for p in s["fixed_policy_regret"]})
+    fixed = {p: {"mean_regret_points": mean([s["fixed_policy_regret"][p] for s in rows
+                                              if p in s["fixed_policy_regret"]]),
+                 "n": sum(p in s["fixed_policy_regret"] for s in rows)} for p in policies}
+    full = {p: v for p, v in fixed.items() if v["n"] == len(rows)}
+    best_fixed = min(full or fixed, key=lambda p: (fixed[p]["mean_regret_points"], p)) if fixed else None
+    multi = [r for r in ok if len(r.splits) > 1]
+    return {
+        "scenarios": len(ok), "rows": len(rows), "splits_per_scenario": {r.name: len(r.splits) for r in ok},
+        "mean_regret_vs_best_points": mean(regrets),
+        "sd_regret_vs_best_points": round(float(np.std(regrets)), 3) if regrets else None,
+        "oracle_stable_scenarios": {"k": sum(r in stable for r in multi), "n": len(multi),
+                                    "note": "scenarios with 2+ splits whose oracle verdict is the same on each"},
+        "verdict_agreement_where_oracle_stable": {"k": sum(agree), "n": len(agree),
+                                                  "fraction": mean([float(a) for a in agree]), "target": 0.9},
+        "opposite_sign_verdicts": sum(bool(s["opposite_sign"]) for s in rows),
+        "advisor_at_or_above_floor": {"k": sum(floor), "n": len(floor), "fraction": mean([float(f) for f in floor]),
+                                      "target": 0.8},
+        "fixed_policy_regret": fixed, "best_fixed_policy": best_fixed,
+        "best_fixed_policy_mean_regret_points": fixed[best_fixed]["mean_regret_points"] if best_fixed else None,
+        "mean_compute_ratio_seconds": mean([s["compute"]["ratio_seconds"] for s in rows
+                                            if s["compute"]["ratio_seconds"] is not None]),
+        "advice_models": sorted({(r.advice_model or {}).get("fit", "shipped") for r in ok}),
+    }
+
+
+def splits_markdown(results: list[ScenarioResult], p: dict[str, Any]) -> list[str]:
+    """Per scenario x split rows and the summary over them."""
+    lines = ["Over target split seeds (`--splits`; split 0 is the scenario's own seed and the pinned oracle, the "
+             "others an oracle run now and cached under `bench/results/oracle/`); regret vs the best oracle-tuned "
+             "test score:", "",
+             "| scenario | split (seed) | advisor (verdict) | advisor test | oracle best (test) | oracle verdict | "
+             "regret | ≥ floor − margin | oracle from |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        for s in r.splits:
+            a, o = s["advisor"], s["oracle"]
+            lines.append(f"| {r.name} | {s['split']} ({s['seed']}) | {a['strategy']} ({a['verdict_code']}) | "
+                         f"{_pct(a['test_score'])} | {o['best_test_strategy']} ({_pct(o['best_test'])}) | "
+                         f"{o['verdict_code']} | {s['regret_vs_best']} | "
+                         f"{'yes' if s['advisor_at_or_above_floor'] else 'no'} | {s['oracle_source']} |")
+    v, f, st = p["verdict_agreement_where_oracle_stable"], p["advisor_at_or_above_floor"], p["oracle_stable_scenarios"]
+    lines += ["", "| figure (scenario x split) | measured | target |", "|---|---|---|",
+              f"| rows (scenarios x splits) | {p['rows']} ({p['scenarios']} scenarios) | |",
+              f"| advisor's regret vs best oracle-tuned (mean, SD; points) | {p['mean_regret_vs_best_points']} "
+              f"({p['sd_regret_vs_best_points']}) | ≤ 1.5 |",
+              f"| oracle verdict stable over the splits | {st['k']}/{st['n']} scenarios with 2+ splits | |",
+              f"| verdict agreement where the oracle is stable | {v['k']}/{v['n']} ({_pct(v['fraction'])}%) | ≥ 90% |",
+              f"| opposite-sign verdicts (all splits) | {p['opposite_sign_verdicts']} | 0 |",
+              f"| advisor ≥ best logistic floor − margin | {f['k']}/{f['n']} ({_pct(f['fraction'])}%) | ≥ 80% |",
+              f"| best fixed policy's mean regret | {p['best_fixed_policy_mean_regret_points']} "
+              f"(always {p['best_fixed_policy']}) | advisor's stays below |",
+              f"| advice model | {', '.join(p['advice_models'])} | |",
+              "", "| fixed policy (scenario x split) | mean regret (points) | rows |", "|---|---|---|"]
+    for name, row in sorted(p["fixed_policy_regret"].items(), key=lambda kv: (kv[1]["mean_regret_points"], kv[0])):
+        lines.append(f"| always {name} | {row['mean_regret_points']} | {row['n']} |")
+    return lines
+
+
 def inputs_device() -> str:
     """The harness runs on the CPU (one thread), like the advisor's default on this machine."""
     return "cpu"
@@ -670,6 +964,7 @@ def summarize(results: list[ScenarioResult]) -> dict[str, Any]:
         "mean_kendall_tau": mean([r.kendall_tau for r in ok if r.kendall_tau is not None]),
         "mean_advice_top_regret_points": mean([r.advice_top_regret for r in ok if r.advice_top_regret is not None]),
         **({"pinned": summarize_pinned([r.pinned for r in ok if r.pinned])} if any(r.pinned for r in ok) else {}),
+        **({"splits": summarize_splits(ok)} if any(r.splits for r in ok) else {}),
     }
 
 
@@ -755,6 +1050,8 @@ def markdown(results: list[ScenarioResult], summary: dict[str, Any], quick: bool
               f"| regret of quick advice's top pick (mean, points) | {s['mean_advice_top_regret_points']} | |"]
     if "pinned" in s:
         lines += ["", *pinned_markdown(results, s["pinned"])]
+    if "splits" in s:
+        lines += ["", *splits_markdown(results, s["splits"])]
     return "\n".join(lines) + "\n"
 
 
@@ -814,9 +1111,22 @@ def main(argv: list[str] | None = None) -> int:
                              "the linear strategies' grids")
     parser.add_argument("--advisor-trials", type=int, metavar="N",
                         help="with --reuse-oracle: the advisor's per-strategy trial budget (default: its own)")
+    parser.add_argument("--splits", type=int, default=1, metavar="N",
+                        help="target split seeds seed, seed+1, ... for the built-ins and scenarios with at most "
+                             f"{SPLIT_LABELS_MAX} labels per class (a scenario's `splits` key overrides; default 1)")
+    parser.add_argument("--oracle-cache", default=str(oracle_cache.DEFAULT_ROOT), metavar="DIR",
+                        help="where the oracle of the extra splits is cached (default: %(default)s)")
+    parser.add_argument("--refresh-oracle", action="store_true",
+                        help="rerun the extra splits' oracle even when the cache holds it (and overwrite it)")
+    parser.add_argument("--advice-model", choices=("lodo", "shipped"), default="lodo",
+                        help="lodo (default): the learned advice refitted without the scenario's target domain; "
+                             "shipped: the shipped model as is (fitted on these scenarios: in-sample)")
     parser.add_argument("--from-results", action="store_true",
                         help="run nothing: rebuild quality.json/.md from the per-scenario JSON files in --out")
     args = parser.parse_args(argv)
+    if args.splits < 1:
+        print("error: --splits must be at least 1", file=sys.stderr)
+        return 2
 
     import torch
 
@@ -852,14 +1162,7 @@ def main(argv: list[str] | None = None) -> int:
     for spec in specs:
         log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
         try:
-            if args.reuse_oracle:
-                stored_file = Path(args.reuse_oracle) / f"{spec.name}.json"
-                if not stored_file.exists():
-                    raise InputError(f"{stored_file}: no stored oracle result for this scenario")
-                res = evaluate_reusing(spec, registry, out, json.loads(stored_file.read_text()),
-                                       trials=args.advisor_trials, log=log)
-            else:
-                res = evaluate(spec, registry, out, args.quick, log=log)
+            res = evaluate_scenario(spec, registry, out, args, log=log)
         except InputError as exc:
             print(f"[{spec.name}] refused: {exc}", file=sys.stderr, flush=True)
             res = ScenarioResult(spec.name, "", {}, {}, {}, {}, None, None, None, None, None, None, None, None,
@@ -868,6 +1171,7 @@ def main(argv: list[str] | None = None) -> int:
         (out / f"{spec.name}.json").write_text(json.dumps(asdict(res), indent=1, default=str))
     summary = summarize(results)
     doc = {"scenarios_file": args.scenarios, "quick": args.quick, "reuse_oracle": args.reuse_oracle,
+           "splits": args.splits, "advice_model": args.advice_model,
            "summary": summary, "argv": sys.argv[1:],
            "results": [asdict(r) for r in results], "machine": machine(),
            "date": measured}

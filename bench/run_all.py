@@ -215,6 +215,10 @@ def quality_body(quick: bool, rerun: bool) -> tuple[str, float | None]:
         m = doc.get("machine", {})
         md = (Path(folder) / "quality.md").read_text()
         args = f"{' --quick' if doc.get('quick') else ''}{' ' + extra if extra else ''}"
+        if (doc.get("splits") or 1) > 1:  # the harness over several target split seeds (see bench/quality.py)
+            args += f" --splits {doc['splits']}"
+        if doc.get("advice_model") == "shipped":
+            args += " --advice-model shipped"
         parts.append(f"### {what}\n\nCommand: `python -m bench.quality --scenarios {doc['scenarios_file']}"
                      f"{args} --out {folder}`; measured {doc.get('date')} on "
                      f"{m.get('nproc')} cores ({m.get('cpu')}), torch {m.get('torch')}.\n\n{md}")
@@ -255,9 +259,14 @@ def main(argv: list[str] | None = None) -> None:
             "Per scenario: the advisor with its default budget through the public API, against an oracle "
             "(every strategy on a fixed grid of learning rate x its knob (λ, α, ...) x freeze depth, 3 seeds per "
             "point (2 when quick), selected on validation, retrained on train+val with each seed and scored "
-            "on test as the mean; verdict by the advisor's rule), plus logistic-regression floors. Rules in "
+            "on test as the mean; verdict by the oracle's own fixed rule), plus logistic-regression floors. With "
+            "`--splits N` the built-ins and the scenarios with at most 3 labels per class also run on N target "
+            "split seeds (the extra splits' oracle cached under `bench/results/oracle/`), summarised over "
+            "scenario x split: regret mean and SD, verdict agreement where the oracle is stable over the splits, "
+            "opposite-sign verdicts, fixed policies. The advice ranks with a model refitted without the "
+            "scenario's target domain (out of sample) unless `--advice-model shipped`. Rules in "
             "`bench/quality.py`'s docstring.",
-            "python -m bench.quality --scenarios FILE [--quick] --out DIR", body, took))
+            "python -m bench.quality --scenarios FILE [--quick] [--splits N] --out DIR", body, took))
     commands = {
         "metrics": (TITLES["metrics"],
                     "MMD permutation test vs recomputation, LogME vs the authors' algorithm, MMD peak memory.",
