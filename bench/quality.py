@@ -549,10 +549,11 @@ def oracle_task(prep: Prepared, seed: int) -> TransferTask:
                         cache=FeatureCache(None), pretrained=inputs.pretrained)
 
 
-def evaluate(spec: ScenarioSpec, registry: Any, out: Path, quick: bool, log: Any = print) -> ScenarioResult:
+def evaluate(spec: ScenarioSpec, registry: Any, out: Path, quick: bool, trials: int | None = None,
+             log: Any = print) -> ScenarioResult:
     """Advisor, oracle and floors on one scenario."""
     prep = prepare(spec, registry, log)
-    advisor, _ = run_advisor(prep, registry, out / "runs" / spec.name, log=log)
+    advisor, _ = run_advisor(prep, registry, out / "runs" / spec.name, trials=trials, log=log)
     sp = prep.inputs.splits
     small = quick or spec.oracle == "quick"
     oracle = run_oracle(oracle_task(prep, spec.seed), registry.select_strategies(None), sp.test, 2 if small else 3,
@@ -569,8 +570,7 @@ def evaluate(spec: ScenarioSpec, registry: Any, out: Path, quick: bool, log: Any
     top_regret = round(100 * (oracle.best_test - oracle_scores[top]), 2) if top in oracle_scores else None
     return ScenarioResult(
         name=spec.name, protocol=protocol, sizes=prep.sizes, advisor=advisor,
-        oracle={**{k: v for k, v in asdict(oracle).items() if k != "rows"},
-                "rows": [{k: v for k, v in asdict(r).items() if k != "test_pred"} for r in oracle.rows]},
+        oracle=oracle_json(oracle),
         floors=floors.to_json(), regret=regret, regret_vs_test_best=regret_best,
         verdict_agrees=None if advisor["verdict_code"] is None else advisor["verdict_code"] == oracle.verdict_code,
         kendall_tau=kendall_tau(ranking, oracle_scores), advice_top=top, advice_top_regret=top_regret,
@@ -857,7 +857,7 @@ def evaluate_scenario(spec: ScenarioSpec, registry: Any, out: Path, args: argpar
                 res = evaluate_reusing(spec, registry, out, json.loads(stored_file.read_text()),
                                        trials=args.advisor_trials, log=log)
             else:
-                res = evaluate(spec, registry, out, args.quick, log=log)
+                res = evaluate(spec, registry, out, args.quick, trials=args.advisor_trials, log=log)
             rows = [first_split_row(res, spec.seed)]
             for k in range(1, n):
                 rows.append(evaluate_split(replace(spec, seed=spec.seed + k), k, registry, out, args.quick,
@@ -1110,7 +1110,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="rerun only the advisor; take the oracle from DIR/<scenario>.json (pinned) and add "
                              "the linear strategies' grids")
     parser.add_argument("--advisor-trials", type=int, metavar="N",
-                        help="with --reuse-oracle: the advisor's per-strategy trial budget (default: its own)")
+                        help="the advisor's per-strategy trial budget (default: its own; for tests)")
     parser.add_argument("--splits", type=int, default=1, metavar="N",
                         help="target split seeds seed, seed+1, ... for the built-ins and scenarios with at most "
                              f"{SPLIT_LABELS_MAX} labels per class (a scenario's `splits` key overrides; default 1)")
