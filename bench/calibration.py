@@ -239,7 +239,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=ORACLE_SEEDS + 2 * GROUP,
                         help="retrains per strategy and cell (at least 12 + 10 and 4 x 5)")
     parser.add_argument("--out", default=DEFAULT_OUT)
+    parser.add_argument("--merge", nargs="+", metavar="JSON",
+                        help="run nothing: join the cells of these result files (e.g. two processes' halves)")
     args = parser.parse_args(argv)
+    if args.merge:
+        docs = [json.loads(Path(f).read_text()) for f in args.merge]
+        merged = [Cell(**c) for d in docs for c in d["per_cell"]]
+        summary = summarize(merged)
+        doc = {**summary, "date": max(d["date"] for d in docs), "argv": sys.argv[1:] if argv is None else argv,
+               "seeds_per_cell": docs[0]["seeds_per_cell"], "seconds": round(sum(d["seconds"] for d in docs), 1),
+               "rules": docs[0]["rules"], "per_cell": [asdict(c) for c in merged]}
+        Path(args.out).write_text(json.dumps(doc, indent=1))
+        print(markdown(summary))
+        return 0
     least = max(ORACLE_SEEDS + 2 * GROUP, 4 * GROUP)
     if args.seeds < least:
         print(f"error: --seeds must be at least {least}", file=sys.stderr)

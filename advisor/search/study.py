@@ -267,9 +267,9 @@ class Objective:
         if not self.allow_duplicate:
             self._check_duplicate(trial)
         # Everything the fit used, not only what was suggested: the retrain on train+val must
-        # train with the same batch size (a default of the search split's size), and
-        # ``train_rows`` (the rows one epoch covered here) lets the engine give it as many
-        # optimiser steps as the best epoch count took here, not epochs over 4x the rows.
+        # train with the same batch size (a default of the search split's size); ``train_rows``
+        # (the rows one epoch covered here) is bookkeeping for the report, since the retrain keeps
+        # the best epoch count as passes over train+val (``advisor.search.training``, "Retrain").
         stored = {k: v for k, v in params.items() if isinstance(v, int | float | str | bool) or v is None}
         stored.setdefault("train_rows", len(self.task.target_train))
         trial.set_user_attr("params", stored)

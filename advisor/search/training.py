@@ -32,13 +32,12 @@ One epoch is one pass over the labelled target train split. Source and unlabelle
 continues into the next permutation). Epochs are numbered from 1 in ``report`` and ``history``.
 The returned model is the one of the best validation epoch (``FitResult.epochs`` is that epoch).
 
-Retrain. Without a validation split (the winner retrained on train+val) an epoch over the
-larger split would hold more optimiser steps than the search measured (about 4x on Office
-3-label tasks). So when ``TrainConfig.train_rows`` says how many target rows one search epoch
-covered, an epoch of the retrain is ``ceil(train_rows / batch_size)`` steps (full batches drawn
-from endless passes over train+val): ``epochs`` epochs are exactly the steps the search's best
-epoch count took. ``FitResult.info`` reports the steps taken (``steps``) and, for such a
-retrain, ``retrain_steps``.
+Retrain. Without a validation split (the winner retrained on train+val) the best epoch count of
+the search is kept as passes over the data the retrain sees: an epoch is a pass over train+val,
+about 4x the optimiser steps of a search epoch on Office 3-label tasks. Keeping the search's
+steps instead (each row seen about a quarter as often) was measured to cost 3 to 15 points of
+test accuracy on the shared scenarios (BENCHMARKS.md, "retrain schedule"), so more rows get more
+steps. ``FitResult.info`` reports the steps taken (``steps``).
 
 Source term. With labelled source rows the classification loss is
 ``target_share * mean CE(target batch) + (1 - target_share) * mean w*CE(source batch)``: the
@@ -115,8 +114,6 @@ class TrainConfig:
       batch) is topped up with target rows drawn from endless seeded passes over the target
       train and unlabelled rows, so a target smaller than ``align_rows`` repeats rows
       (``StepBatch.extra_target_features``; their labels are not used).
-    - ``train_rows``: the target rows one epoch covered in the search; a retrain (no validation
-      split) trains ``ceil(train_rows / batch_size)`` steps per epoch (see the module docstring).
     - ``augment``: random resized crop + flip on raw image batches (``None``: automatic, see the
       module docstring); never with a cached prefix.
     """
@@ -139,7 +136,6 @@ class TrainConfig:
     on_epoch_start: Callable[[Backbone, int], None] | None = None
     dropout: float = 0.0
     align_rows: int = 0
-    train_rows: int | None = None
     augment: bool | None = None
     name: str = "strategy"
     info: dict[str, Any] = field(default_factory=dict)  # copied into FitResult.info
@@ -153,7 +149,8 @@ def default_batch_size(task: TransferTask) -> int:
 def config_from_params(task: TransferTask, params: dict[str, Any], strategy: Strategy | str,
                        **extra: Any) -> TrainConfig:
     """A ``TrainConfig`` from a strategy's params (``epochs``, ``lr``, ``freeze``, ``weight_decay``,
-    ``dropout``, ``target_share``, ``train_rows``, ...); keyword arguments override them.
+    ``dropout``, ``target_share``, ...); keyword arguments override them. Bookkeeping keys the objective
+    stores with a trial (``train_rows``: the rows one search epoch covered) are not training settings.
 
     Pass the strategy itself: the freeze depth is then clamped into the range it declares
     (``freeze_range(task)``; every depth when it declares none), so no ``fit`` has to clamp it, and
@@ -164,7 +161,6 @@ def config_from_params(task: TransferTask, params: dict[str, Any], strategy: Str
     else:
         low, high = freeze_range(strategy, task)
         name, freeze = strategy.name, min(max(int(params.get("freeze", low)), low), high)
-    rows = params.get("train_rows")
     fields: dict[str, Any] = {
         "epochs": int(params.get("epochs", task.max_epochs)),
         "lr": float(params.get("lr", 1e-3)),
@@ -175,7 +171,6 @@ def config_from_params(task: TransferTask, params: dict[str, Any], strategy: Str
         "target_share": float(params.get("target_share", 0.5)),
         "batch_size": int(params.get("batch_size", default_batch_size(task))),
         "use_cache": bool(params.get("use_cache", True)),
-        "train_rows": None if rows is None else int(rows),
         "augment": None if params.get("augment") is None else bool(params["augment"]),
         "name": name,
     }
@@ -391,9 +386,6 @@ def train(task: TransferTask, model: Backbone, cfg: TrainConfig, report: ReportF
     bs = max(1, int(cfg.batch_size))
     align = max(0, int(cfg.align_rows)) if cfg.extra_loss is not None else 0
     steps_per_epoch = math.ceil(len(x_t) / bs)
-    retrain = task.target_val is None and cfg.train_rows is not None and cfg.train_rows > 0
-    if retrain:  # as many optimiser steps per epoch as the search took (module docstring)
-        steps_per_epoch = math.ceil(int(cfg.train_rows) / bs)
     t_stream = _Stream(len(x_t), bs, seed, device)
     s_stream = _Stream(len(x_s), bs, seed + 1, device) if x_s is not None else None
     u_stream = _Stream(len(x_u), bs, seed + 2, device) if x_u is not None else None
@@ -414,7 +406,7 @@ def train(task: TransferTask, model: Backbone, cfg: TrainConfig, report: ReportF
         model.train()
         loss_sum = torch.zeros((), device=device)  # checked once per epoch: no host sync per step
         for _ in range(steps_per_epoch):
-            idx_t = t_stream.take(bs) if retrain else t_stream.next()
+            idx_t = t_stream.next()
             parts = [to_float(x_t[idx_t])]
             idx_s = s_stream.take(s_rows) if s_stream is not None else None
             idx_u = u_stream.take(bs) if u_stream is not None else None
@@ -482,8 +474,6 @@ def train(task: TransferTask, model: Backbone, cfg: TrainConfig, report: ReportF
     info.update({"freeze": k, "cached_prefix": cached, "steps": steps, "augmentation": augment_note})
     if x_s is not None:
         info["target_share"] = alpha
-    if retrain:
-        info["retrain_steps"] = steps
     if align_seen is not None:
         info["alignment_rows"] = align_seen  # the fewest rows per domain one alignment step saw
     if best is None:

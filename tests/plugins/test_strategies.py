@@ -431,8 +431,9 @@ def test_alignment_steps_see_32_rows_per_domain_and_one_bandwidth(registry, monk
     assert coral.info["alignment_rows"] >= 32 and "mmd_bandwidth" not in coral.info
 
 
-def test_retrain_trains_the_steps_the_search_chose(registry):
-    """Through a strategy: the retrain on train+val with the search's ``train_rows`` takes the search's steps."""
+def test_retrain_keeps_the_searchs_epochs_over_train_and_val(registry):
+    """Through a strategy: the retrain on train+val keeps the search's epochs as passes over the rows it sees
+    (``train_rows``, stored with every trial, does not cut them back to the search's steps)."""
     task = _table_task(n_train=30)
     finetune = registry.strategy("finetune")
     params = {**finetune.default_params(task), "epochs": 3}
@@ -440,4 +441,6 @@ def test_retrain_trains_the_steps_the_search_chose(registry):
     full = TransferTask(source=task.source, target_train=task.target_train.concat(task.target_val, name="tv"),
                         target_val=None, backbone=task.backbone, cache=task.cache, seed=0)
     retrained = finetune.fit(full, {**params, "train_rows": 30}, None)
-    assert retrained.info["retrain_steps"] == searched.info["steps"] == 3 * 4
+    bs = params["batch_size"]
+    assert searched.info["steps"] == 3 * -(-30 // bs)
+    assert retrained.info["steps"] == 3 * -(-len(full.target_train) // bs) > searched.info["steps"]
