@@ -374,8 +374,8 @@ def tune_strategy(s: Any, task: TransferTask, test: Domain, points: list[dict[st
         if best is None or v > best[0]:
             best = (v, p, epochs)
     assert best is not None
-    # train_rows: the retrain takes the optimiser steps those epochs took on train (as the advisor's does).
-    params = {**best[1], "epochs": best[2], "train_rows": len(task.target_train)}
+    # The retrain keeps those epochs as passes over train+val, as the advisor's does (advisor.search.training).
+    params = {**best[1], "epochs": best[2]}
     # Retrained on train+val with the same seeds as the advisor's verdict; scored as their mean.
     preds = [predict(s.fit(replace(full, seed=task.seed + 1000 * r), dict(params), None).model, test.X,
                      task.device) for r in range(n_seeds)]
