@@ -21,7 +21,7 @@ import numpy as np
 
 from advisor import __version__
 from advisor.advice.quick import Advice, quick_advice
-from advisor.errors import InputError
+from advisor.errors import AdvisorFailure, InputError
 from advisor.models.inputs import InputRequest, ResolvedInputs, input_description, resolve_inputs
 from advisor.plugin.contracts import TransferTask
 from advisor.plugin.registry import Registry, get_registry
@@ -277,6 +277,10 @@ def recommend(
     device = resolve_device(request.device)
     request = replace(request, device=device)
     strategies = reg.select_strategies(options.strategies)  # unknown names refused before loading
+    if not strategies:  # e.g. the package's entry points are missing (run from a source tree, not installed)
+        broken = f"; plugins that failed to load: {', '.join(f.name for f in reg.failures)}" if reg.failures else ""
+        raise AdvisorFailure("no strategy plugin is registered, so there is nothing to search (install the package, "
+                             f"e.g. pip install -e ., so its built-in plugins load{broken})")
 
     if request.model == "none":
         raise InputError("advisor recommend needs a model; --model none is only for advisor similarity")

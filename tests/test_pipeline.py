@@ -71,3 +71,45 @@ def test_seed_repeats_never_reuse_the_winning_trial() -> None:
     preds = _seed_predictions(_Lucky(), _Task(val), {"lr": 1.0}, n_seeds=5)
     assert preds.shape == (5, 20)
     assert not (preds == Y_VAL).any()  # every fresh seed shows lr=1's real quality
+
+
+class _Counting(_Lucky):
+    """_Lucky, remembering the seed of every fit."""
+
+    def __init__(self) -> None:
+        self.seeds: list[tuple[float, int]] = []
+
+    def fit(self, task, params, report):
+        self.seeds.append((params["lr"], task.seed))
+        return super().fit(task, params, report)
+
+
+def test_reference_candidates_are_screened_then_the_winner_gets_every_seed() -> None:
+    """Three candidates get 2 seeds each; only the best mean gets the remaining 3, on fresh seeds."""
+    from advisor.pipeline import REFERENCE_SCREEN_SEEDS, SEED_STEP
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    dist = {"lr": optuna.distributions.FloatDistribution(0.5, 3.0)}
+    for lr, value in ((1.0, 1.0), (2.0, 0.9), (2.5, 0.8)):
+        study.add_trial(optuna.trial.create_trial(params={"lr": lr}, distributions=dist, value=value))
+    val = Domain("v", np.zeros((20, 1), np.float32), Y_VAL, ("a", "b"), "features")
+    strategy = _Counting()
+    trial, preds = _select_reference(strategy, _Task(val), study, n_seeds=5, score_name="accuracy")
+    assert trial.params["lr"] in (2.0, 2.5) and preds.shape == (5, 20)
+    assert len(strategy.seeds) == 3 * REFERENCE_SCREEN_SEEDS + (5 - REFERENCE_SCREEN_SEEDS)
+    winner = sorted(s for lr, s in strategy.seeds if lr == trial.params["lr"])
+    assert winner == [SEED_STEP * r for r in range(1, 6)]  # the same fresh seeds as every other arm
+
+
+def test_recommend_without_any_strategy_plugin_says_so() -> None:
+    import pytest
+
+    from advisor.errors import AdvisorFailure
+    from advisor.models.inputs import InputRequest
+    from advisor.pipeline import RecommendOptions, recommend
+    from advisor.plugin.registry import build_registry
+
+    with pytest.raises(AdvisorFailure, match="no strategy plugin is registered"):
+        recommend(InputRequest(demo="digits-shift"), RecommendOptions(meta_store="none"),
+                  build_registry(load_entry_points=False))
