@@ -97,7 +97,8 @@ def markdown(rows: list[dict], seeds: int, seconds: float) -> str:
     wins = sum(d > 0 for d in diffs)
     lines = [f"Epochs kept minus steps kept, mean over {len(rows)} (scenario, strategy) pairs: "
              f"**{np.mean(diffs):+.2f} points** of test accuracy (epochs kept ahead in {wins} of {len(rows)}; "
-             f"{seeds} seeds each; {seconds:.0f} s).", "",
+             f"{seeds} seeds each; {seconds:.0f} s). Steps kept is run as whole passes over train+val, the "
+             "search's steps divided by the steps of one pass, rounded (at least one).", "",
              "| scenario | strategy | train → train+val rows | epochs (kept / steps kept) | epochs kept | "
              "steps kept | difference (points) |", "|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -15,6 +15,7 @@ Areas (each a subprocess from the repository root, one torch thread where the co
 Stored areas (too long, or needing a GPU, to rerun with the rest; each bench writes its result file and the
 section is rendered from it, with the file's date): ``verdict`` (``python -m bench.calibration``),
 ``advice`` (``advisor advice evaluate --json``), ``warmstart`` (``python -m bench.bench_warmstart``),
+``retrain`` (``python -m bench.bench_retrain``),
 ``load`` (``python -m bench.bench_load``), ``images``
 (``python -m bench.bench_images``) and ``gpu`` (``python -m bench.bench_gpu``). A missing file renders
 as "not measured", never an estimate.
@@ -78,6 +79,11 @@ STORED = {
                   "Median trials a study needs to reach the cold run's best validation score, warm-started from the "
                   "shipped harness records minus every record sharing the scenario's target domain.",
                   "python -m bench.bench_warmstart --search-seeds 0 1 2", "bench/results/warmstart.json"),
+    "retrain": ("Retrain schedule",
+                "The winner's retrain on train+val (about 4x the rows of the train split) with the search's best "
+                "epoch count kept as passes over the data, against the search's optimiser steps kept; the pinned "
+                "oracle's settings, 3 seeds each, scored on test.",
+                "python -m bench.bench_retrain", "bench/results/retrain.md"),
     "load": ("Demo under load", "Wall-clock of the demo beside busy processes, old and new thread policy.",
              "python -m bench.bench_load", "bench/results/load.md"),
     "images": ("Image models on the CPU",
