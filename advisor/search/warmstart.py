@@ -45,6 +45,8 @@ BOOKKEEPING = frozenset({"train_rows"})
 #: one spread of the store on every value. Chosen on the 12 Office scenarios of ``bench.bench_warmstart`` (the
 #: nearest setting reached the cold search's best in about half the studies below 0.5, a tenth beyond 1.5).
 MAX_DISTANCE = 1.0
+#: Fewest records holding an evidence value for its spread to standardise it (``distances``).
+MIN_SPREAD_RECORDS = 5
 #: Settings closer than this in the normalised space (``setting_distance``) are the same trial for a warm start.
 NEAR = 0.1
 
@@ -67,8 +69,10 @@ def _numeric(value: Any) -> float | None:
 def distances(evidence: dict[str, Any], records: list[dict[str, Any]]) -> list[float | None]:
     """Each record's distance to ``evidence``: RMS of standardised differences over the values both hold.
 
-    A value is standardised by its mean and standard deviation over the records holding it (spread 0: 1); a
-    record sharing no value with ``evidence`` gets ``None``.
+    A value is standardised by its standard deviation over the records holding it; with no spread, or fewer than
+    ``MIN_SPREAD_RECORDS`` such records (a spread two or three records show is an accident that would make every
+    difference look large against ``MAX_DISTANCE``), by 1. A record sharing no value with ``evidence`` gets
+    ``None``.
     """
     names = sorted(k for k, v in evidence.items() if _numeric(v) is not None)
     stats: dict[str, tuple[float, float]] = {}
@@ -76,7 +80,7 @@ def distances(evidence: dict[str, Any], records: list[dict[str, Any]]) -> list[f
         vals = [v for r in records if (v := _numeric(r.get("evidence", {}).get(name))) is not None]
         if vals:
             sd = float(np.std(vals))
-            stats[name] = (float(np.mean(vals)), sd if sd > 1e-9 else 1.0)
+            stats[name] = (float(np.mean(vals)), sd if sd > 1e-9 and len(vals) >= MIN_SPREAD_RECORDS else 1.0)
     out: list[float | None] = []
     for r in records:
         diffs = []

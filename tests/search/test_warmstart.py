@@ -77,10 +77,15 @@ def test_distance_is_standardised_and_nearest_keeps_the_data_kind() -> None:
     recs = [record("far", 0.9, {}), record("near", 0.55, {}), record("img", 0.5, {}, kind="images"),
             record("none", 0.5, {})]
     recs[3]["evidence"] = {"other": 1.0}  # shares no value with the task: no distance
-    d = distances(EVIDENCE, recs[:2])
-    # feature_quality over {0.9, 0.55}: sd 0.175; scarcity has no spread (sd 1) and no difference
-    assert d[0] == pytest.approx(np.sqrt(((0.4 / 0.175) ** 2 + 0) / 2))
-    assert d[1] == pytest.approx(np.sqrt(((0.05 / 0.175) ** 2 + 0) / 2))
+    five = [*recs[:2], *(record(f"r{i}", q, {}) for i, q in enumerate((0.1, 0.3, 0.7)))]
+    d = distances(EVIDENCE, five)
+    sd = float(np.std([0.9, 0.55, 0.1, 0.3, 0.7]))
+    # feature_quality over five records: standardised by their sd; scarcity has no spread (sd 1) and no difference
+    assert d[0] == pytest.approx(np.sqrt(((0.4 / sd) ** 2 + 0) / 2))
+    assert d[1] == pytest.approx(np.sqrt(((0.05 / sd) ** 2 + 0) / 2))
+    # two records show no real spread: differences count as they are (sd 1), not blown up by a spread of 0.175
+    assert distances(EVIDENCE, recs[:2]) == pytest.approx([np.sqrt(0.4 ** 2 / 2), np.sqrt(0.05 ** 2 / 2)])
+    assert [r["id"] for _, r in nearest(EVIDENCE, "features", recs[:2])] == ["near", "far"]
     assert [r["id"] for _, r in nearest(EVIDENCE, "features", recs)] == ["near", "far"]
 
 
