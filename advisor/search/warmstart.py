@@ -5,8 +5,7 @@ proposes anything, a new study enqueues, after the strategy's default, up to ``M
 
 - **similar**: records of the same data kind, nearest first by the root-mean-square difference of the evidence
   values both hold, each value standardised by its mean and spread over the candidate records (ties: record id);
-- **close**: a record farther than ``MAX_DISTANCE`` is ignored, so a task unlike every past one gets no warm start
-  (its default, then TPE): a far task's best setting is a guess no better than TPE's own first draws;
+- **close** (optional): a record farther than ``max_distance`` is ignored (default: none is, see ``MAX_DISTANCE``);
 - **the same strategy**: the record's best setting of this very strategy (a record where it failed or has no
   validation score is skipped);
 - **the current search space**: the setting is replayed through the strategy's own ``search_space`` on a
@@ -41,10 +40,11 @@ WARM_START_ATTR = "warm_start"
 TRIAL_ATTR = "warm_start_record"
 #: Parameters the objective stores next to the suggested ones (never part of a search space).
 BOOKKEEPING = frozenset({"train_rows"})
-#: Farthest evidence distance (standardised RMS, see ``distances``) of a past task whose setting is tried: about
-#: one spread of the store on every value. Chosen on the 12 Office scenarios of ``bench.bench_warmstart`` (the
-#: nearest setting reached the cold search's best in about half the studies below 0.5, a tenth beyond 1.5).
-MAX_DISTANCE = 1.0
+#: Farthest evidence distance (standardised RMS, see ``distances``) of a past task whose setting is tried. None by
+#: default: a cutoff at 1.0 (one spread of the store on every value) made warm searches hurt less often on the 12
+#: Office scenarios of ``bench.bench_warmstart`` but lowered their mean best score after every k of 2-6 trials
+#: (0.543-0.573 against 0.546-0.575 without it), so the nearest record's setting is tried however far it is.
+MAX_DISTANCE = math.inf
 #: Fewest records holding an evidence value for its spread to standardise it (``distances``).
 MIN_SPREAD_RECORDS = 5
 #: Settings closer than this in the normalised space (``setting_distance``) are the same trial for a warm start.

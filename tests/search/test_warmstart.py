@@ -149,15 +149,17 @@ def test_a_near_duplicate_of_the_default_or_of_a_kept_setting_is_dropped(task) -
     assert NEAR > 0.007 and setting_distance({"lr": 0.01}, {"lr": 0.0105}, {}) == 1.0  # no range: unequal
 
 
-def test_far_tasks_are_ignored_and_a_task_unlike_every_past_one_gets_no_warm_start(task) -> None:
+def test_a_distance_cutoff_ignores_far_tasks_and_none_is_the_default(task) -> None:
     near = spread("near", 0.52, {"lr": 0.003, "decay_on": False})
     far = spread("far", 1.0, {"lr": 0.003, "decay_on": False})
     (d_near, _), = [x for x in nearest(EVIDENCE, "features", near) if x[1]["id"] == "near"]
     (d_far, _), = [x for x in nearest(EVIDENCE, "features", far) if x[1]["id"] == "far"]
-    assert d_near < MAX_DISTANCE < d_far
-    assert [w.record for w in plan([Knobs()], task, EVIDENCE, "features", near)["knobs"]] == ["near"]
-    assert plan([Knobs()], task, EVIDENCE, "features", far) == {}
-    assert plan([Knobs()], task, EVIDENCE, "features", far, max_distance=math.inf)["knobs"][0].record == "far"
+    assert d_near < 1.0 < d_far
+    assert [w.record for w in plan([Knobs()], task, EVIDENCE, "features", near, max_distance=1.0)["knobs"]] == [
+        "near"]
+    assert plan([Knobs()], task, EVIDENCE, "features", far, max_distance=1.0) == {}
+    assert MAX_DISTANCE == math.inf  # by default the nearest record is tried however far (measured: module doc)
+    assert plan([Knobs()], task, EVIDENCE, "features", far)["knobs"][0].record == "far"
 
 
 def test_settings_are_planned_nearest_first_within_the_distance(task) -> None:
