@@ -10,7 +10,9 @@ Two steps, so the fit is reproducible without recomputing anything:
    ranking, and cache them in ``bench/results/advice_evidence.json``. Cheap: no strategy trains (the source
    models come from the pretraining cache).
 2. Always: join that evidence with the oracle outcomes stored per scenario (``bench/results/{shared,builtin}/
-   NAME.json``: each strategy's oracle-tuned validation and test score), make one meta-store record per scenario
+   NAME.json``: each strategy's oracle-tuned validation and test score; and the harness's cached oracles of extra
+   target splits, ``bench/results/oracle/``, one more record per split), make one meta-store record per scenario
+   and split
    (its ``outcome`` is the oracle's *test* score, never the advisor's raced scores, which would reinforce the
    prior), fit ``advisor.advice.learned`` on them and write ``advisor/advice/model.json`` (the model and the
    records it was fitted on, so ``advisor advice evaluate`` can redo the leave-one-dataset-out figures from an
@@ -24,6 +26,7 @@ scenarios all cut their source and target from the same scikit-learn digits, so 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import sys
 import tempfile
@@ -31,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from advisor.errors import InputError
+
+from . import oracle_cache
 
 SCENARIO_FILES = ("bench/scenarios/builtin.toml", "bench/scenarios/shared_data.toml")
 RESULT_DIRS = ("bench/results/builtin", "bench/results/shared")
@@ -45,8 +50,23 @@ def _domains(spec: Any) -> tuple[str, str]:
     return Path(spec.source).stem, Path(spec.target).stem
 
 
-def collect_evidence(scenario_files: list[str], log: Any = print) -> list[dict[str, Any]]:
-    """The quick advice's evidence, sizes, domains and prior ranking of every scenario (no training)."""
+def cached_splits(root: str | Path = oracle_cache.DEFAULT_ROOT) -> dict[str, dict[int, dict[str, Any]]]:
+    """The extra target splits' oracles the harness cached (``bench.oracle_cache``), newest version per split:
+    scenario -> split -> the cached document's ``oracle``."""
+    out: dict[str, dict[int, dict[str, Any]]] = {}
+    for path in sorted(Path(root).glob(f"*/split-*-v{oracle_cache.ORACLE_VERSION}-*.json.gz")):
+        with gzip.open(path, "rt") as fh:
+            doc = json.load(fh)
+        split = int(path.name.split("-")[1])
+        if doc.get("oracle", {}).get("rows"):
+            out.setdefault(path.parent.name, {})[split] = doc["oracle"]
+    return out
+
+
+def collect_evidence(scenario_files: list[str], log: Any = print,
+                     splits: dict[str, list[int]] | None = None) -> list[dict[str, Any]]:
+    """The quick advice's evidence, sizes, domains and prior ranking of every scenario (no training), on its own
+    split and on the extra split offsets ``splits[name]`` (the split seed is the scenario's seed plus it)."""
     import torch
 
     from advisor.models.inputs import InputRequest, resolve_inputs
@@ -61,24 +81,25 @@ def collect_evidence(scenario_files: list[str], log: Any = print) -> list[dict[s
     registry = build_registry(plugins=[("quality", QualityPlugin([s for s in specs if s.demo is None]))])
     out = []
     with tempfile.TemporaryDirectory() as tmp:
-        for spec in specs:
-            request = InputRequest(demo=spec.advisor_name, seed=spec.seed)
+        for spec, split in [(s, k) for s in specs for k in [0, *(splits or {}).get(s.name, [])]]:
+            request = InputRequest(demo=spec.advisor_name, seed=spec.seed + split)
             try:
                 inputs = resolve_inputs(request, registry)
             except InputError as exc:
                 log(f"[{spec.name}] refused: {exc}")
                 continue
-            options = RecommendOptions(trials=0, run_dir=str(Path(tmp) / spec.name), threads=1, meta_store="none")
+            options = RecommendOptions(trials=0, run_dir=str(Path(tmp) / f"{spec.name}-{split}"), threads=1,
+                                       meta_store="none")
             doc = recommend(request, options, registry=registry)
             src, tgt = _domains(spec)
             out.append({
-                "scenario": spec.name, "evidence": doc["advice"]["evidence"],
+                "scenario": spec.name, "split": split, "evidence": doc["advice"]["evidence"],
                 "prior_ranking": [r["strategy"] for r in doc["advice"]["ranking"]],
                 "sizes": sizes_of(inputs), "data_kind": inputs.splits.train.kind,
                 "domains": {"source": {"name": src, "fingerprint": inputs.fingerprints().get("source", "")},
                             "target": {"name": tgt, "fingerprint": _target_fp(inputs)}},
             })
-            log(f"[{spec.name}] evidence {doc['advice']['evidence']}")
+            log(f"[{spec.name} split {split}] evidence {doc['advice']['evidence']}")
     return out
 
 
@@ -87,26 +108,32 @@ def _target_fp(inputs: Any) -> str:
     return "+".join(fps[k][:8] for k in ("target_train", "target_val", "target_test"))
 
 
-def harness_records(evidence: list[dict[str, Any]], result_dirs: tuple[str, ...] = RESULT_DIRS
-                    ) -> list[dict[str, Any]]:
-    """One meta-store record per scenario with an oracle: evidence joined with the oracle's outcomes."""
+def harness_records(evidence: list[dict[str, Any]], result_dirs: tuple[str, ...] = RESULT_DIRS,
+                    splits: dict[str, dict[int, dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
+    """One meta-store record per scenario and split with an oracle: evidence joined with the oracle's outcomes
+    (split 0: the stored pinned oracle in ``result_dirs``; others: ``splits``, the harness's oracle cache)."""
     from advisor.runs.metastore import RECORD_SCHEMA
 
-    oracle: dict[str, dict[str, Any]] = {}
+    oracle: dict[tuple[str, int], dict[str, Any]] = {}
     for d in result_dirs:
         for f in sorted(Path(d).glob("*.json")):
             if f.name == "quality.json":
                 continue
             res = json.loads(f.read_text())
             if res.get("error") is None and res.get("oracle", {}).get("rows"):
-                oracle[res["name"]] = res["oracle"]
+                oracle[(res["name"], 0)] = res["oracle"]
+    for name, by_split in (splits or {}).items():
+        for k, o in by_split.items():
+            oracle[(name, k)] = o
     records = []
     for ev in evidence:
-        o = oracle.get(ev["scenario"])
+        split = int(ev.get("split", 0))
+        o = oracle.get((ev["scenario"], split))
         if o is None:
             continue
         records.append({
-            "schema": RECORD_SCHEMA, "id": f"harness:{ev['scenario']}", "origin": "harness-oracle",
+            "schema": RECORD_SCHEMA, "id": f"harness:{ev['scenario']}" + (f":split{split}" if split else ""),
+            "origin": "harness-oracle", "split": split,
             "run": ev["scenario"], "score": "accuracy", "data_kind": ev["data_kind"], "evidence": ev["evidence"],
             "sizes": ev["sizes"], "domains": ev["domains"], "prior_ranking": ev["prior_ranking"],
             "strategies": {r["strategy"]: {"family": r["family"], "val_score": r["val_score"],
@@ -124,14 +151,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--evidence", action="store_true", help=f"recompute {EVIDENCE_FILE} first")
     parser.add_argument("--scenarios", nargs="*", default=list(SCENARIO_FILES), help="TOML scenario files")
     parser.add_argument("--out", default=MODEL_FILE, help="where to write the model")
+    parser.add_argument("--oracle-cache", default=str(oracle_cache.DEFAULT_ROOT), metavar="DIR",
+                        help="the harness's cached oracles of extra target splits, one more record each "
+                             "('' for none)")
     args = parser.parse_args(argv)
+    splits = cached_splits(args.oracle_cache) if args.oracle_cache else {}
     if args.evidence:
-        ev = collect_evidence(args.scenarios, log=lambda m: print(m, file=sys.stderr, flush=True))
+        ev = collect_evidence(args.scenarios, log=lambda m: print(m, file=sys.stderr, flush=True),
+                              splits={name: sorted(by) for name, by in splits.items()})
         Path(EVIDENCE_FILE).write_text(json.dumps({"scenarios_files": args.scenarios, "evidence": ev}, indent=1))
     cached = json.loads(Path(EVIDENCE_FILE).read_text())["evidence"]
     from advisor.advice.learned import evaluate_lodo, fit, format_evaluation
 
-    records = harness_records(cached)
+    records = harness_records(cached, splits=splits)
     model = fit(records, origin=f"shipped model fitted on {len(records)} harness scenarios' oracle outcomes")
     model.save(args.out, records=records)
     print(f"wrote {args.out}: {len(records)} records, strategies {', '.join(sorted(model.strategies))}")

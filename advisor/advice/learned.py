@@ -353,8 +353,10 @@ def evaluate_lodo(records: list[dict[str, Any]], alphas: tuple[float, ...] = ALP
 
     Outcomes are the records' test scores (the oracle's, for harness records); the hand-set prior is the
     ``prior_ranking`` stored in the record, restricted to the strategies with an outcome; the oracle's own
-    figure ranks the strategies by their validation score (``oracle_val_tau``: the split-to-split agreement, a
-    ceiling for anything that sees no test data), available only where records have both scores.
+    figure ranks the strategies by their validation score (``oracle_val_tau``: the validation-to-test agreement, a
+    ceiling for anything that sees no test data), available only where records have both scores; where records of
+    one task on several target splits exist, ``oracle_split_tau`` is the split-to-split agreement
+    (``split_to_split``).
     """
     records = [r for r in _dedupe(records) if relative_outcomes(r)]
     rows = []
@@ -380,6 +382,7 @@ def evaluate_lodo(records: list[dict[str, Any]], alphas: tuple[float, ...] = ALP
             o_regret = top_regret(by_val, scores)[1]
         rows.append(ScenarioFigures(str(r["id"]), held, len(train), tau, top, regret, kendall_tau(prior, scores),
                                     p_top, p_regret, o_tau, o_regret))
+    split_tau, split_regret, pairs = split_to_split(records)
     summary = {
         "records": len(records),
         "scored": sum(1 for x in rows if x.tau is not None),
@@ -389,9 +392,34 @@ def evaluate_lodo(records: list[dict[str, Any]], alphas: tuple[float, ...] = ALP
         "prior_top_regret_points": _mean([x.prior_top_regret for x in rows]),
         "oracle_val_tau": _mean([x.oracle_val_tau for x in rows]),
         "oracle_val_top_regret_points": _mean([x.oracle_val_top_regret for x in rows]),
+        "oracle_split_tau": split_tau, "oracle_split_top_regret_points": split_regret, "oracle_split_pairs": pairs,
         "targets": {"advice_tau_lodo": ">= 0.5", "advice_top_regret_lodo_points": "<= 1.5"},
     }
     return Evaluation(rows, summary)
+
+
+def split_to_split(records: list[dict[str, Any]]) -> tuple[float | None, float | None, int]:
+    """The oracle's own split-to-split agreement: (mean τ, mean top regret in points, pairs).
+
+    Records of the same run (``run``: the harness scenario) on different target splits are paired both ways;
+    one split's outcome ranking (its best first) is scored against the other's outcomes, as the learned
+    ranking is. Nothing that sees no outcome of the scored split can be expected to do better: the ceiling.
+    """
+    by_run: dict[str, list[dict[str, float]]] = {}
+    for r in records:
+        scores = {k: outcome(v) for k, v in r.get("strategies", {}).items() if outcome(v) is not None}
+        if r.get("run") and len(scores) >= 2:
+            by_run.setdefault(str(r["run"]), []).append(scores)
+    taus, regrets = [], []
+    for group in by_run.values():
+        for i, a in enumerate(group):
+            for j, b in enumerate(group):
+                if i == j:
+                    continue
+                order = sorted(a, key=lambda s: (-a[s], s))
+                taus.append(kendall_tau(order, b))
+                regrets.append(top_regret(order, b)[1])
+    return _mean(taus), _mean(regrets), len(taus)
 
 
 def format_evaluation(ev: Evaluation) -> str:
@@ -409,7 +437,7 @@ def format_evaluation(ev: Evaluation) -> str:
     m = ev.summary
     oracle = (f"oracle validation->test tau {f(m['oracle_val_tau'])}, top regret "
               f"{f(m['oracle_val_top_regret_points'])} points (the ceiling)" if m["oracle_val_tau"] is not None
-              else "oracle split-to-split tau: not available (the records lack test or validation scores)")
+              else "oracle validation->test tau: not available (the records lack test or validation scores)")
     lines += ["",
               f"learned, leave-one-dataset-out over {m['scored']} of {m['records']} records: tau "
               f"{f(m['advice_tau_lodo'])} (target >= 0.5), top-pick regret {f(m['advice_top_regret_lodo_points'])}"
@@ -417,6 +445,10 @@ def format_evaluation(ev: Evaluation) -> str:
               f"hand-set prior on the same records: tau {f(m['prior_tau'])}, top-pick regret "
               f"{f(m['prior_top_regret_points'])} points",
               oracle]
+    if m.get("oracle_split_pairs"):
+        lines.append(f"oracle split-to-split (one target split's oracle ranking scored on another split of the same "
+                     f"task, {m['oracle_split_pairs']} pairs): tau {f(m['oracle_split_tau'])}, top regret "
+                     f"{f(m['oracle_split_top_regret_points'])} points")
     return "\n".join(lines)
 
 

@@ -108,3 +108,20 @@ def test_user_model_takes_precedence(tmp_path, monkeypatch) -> None:
     assert learned.active_model().origin == "mine"
     path.write_text("{broken")
     assert learned.active_model().origin.startswith("shipped")  # a damaged file falls back
+
+
+def test_split_to_split_pairs_the_splits_of_one_task_both_ways() -> None:
+    """The ceiling: one split's oracle ranking scored on another split of the same run, never across runs."""
+    def rec(run: str, a: float, b: float, c: float) -> dict:
+        return {"id": f"{run}-{a}", "run": run,
+                "strategies": {"x": {"test_score": a}, "y": {"test_score": b}, "z": {"test_score": c}}}
+
+    same = [rec("t1", 0.9, 0.8, 0.7), rec("t1", 0.91, 0.81, 0.71)]  # same order on both splits
+    assert learned.split_to_split(same) == (1.0, 0.0, 2)
+    flipped = [rec("t2", 0.9, 0.8, 0.7), rec("t2", 0.7, 0.8, 0.9)]  # reversed: x best on one, worst on the other
+    tau, regret, pairs = learned.split_to_split(flipped)
+    assert tau == -1.0 and regret == 20.0 and pairs == 2
+    alone = [rec("t3", 0.9, 0.8, 0.7), rec("t4", 0.7, 0.8, 0.9)]  # different runs: nothing to pair
+    assert learned.split_to_split(alone) == (None, None, 0)
+    summary = evaluate_lodo(_records()).summary
+    assert summary["oracle_split_pairs"] == 0 and summary["oracle_split_tau"] is None
