@@ -24,6 +24,9 @@ if TYPE_CHECKING:  # torch and optuna stay out of the CLI's import path
     from advisor.features.cache import FeatureCache
     from advisor.models.backbone import Backbone
 
+#: Keys the search stores with a trial's parameters that are not settings of the fit (``train_rows``: the target
+#: rows one search epoch covered); a retrain, a warm start and the report leave them out.
+BOOKKEEPING_PARAMS = frozenset({"train_rows"})
 StrategyFamily = Literal["instance", "feature", "model", "progressive", "baseline"]
 FAMILIES: tuple[str, ...] = ("instance", "feature", "model", "progressive", "baseline")
 #: What a strategy is for in the verdict: ``reference`` candidates train on the target alone and

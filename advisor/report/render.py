@@ -115,7 +115,11 @@ _ci = fmt_interval
 
 
 def _params(p: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={_f(v, 4) if isinstance(v, float) else v}" for k, v in p.items()) or "-"
+    """The settings of a fit as ``k=v`` (bookkeeping keys such as ``train_rows`` left out)."""
+    from advisor.plugin.contracts import BOOKKEEPING_PARAMS
+
+    return ", ".join(f"{k}={_f(v, 4) if isinstance(v, float) else v}" for k, v in p.items()
+                     if k not in BOOKKEEPING_PARAMS) or "-"
 
 
 def render_markdown(doc: dict[str, Any]) -> str:

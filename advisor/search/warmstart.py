@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from advisor.plugin.contracts import Strategy, TransferTask
+from advisor.plugin.contracts import BOOKKEEPING_PARAMS, Strategy, TransferTask
 
 #: Settings of past tasks enqueued per study (after the default, before TPE).
 MAX_PER_STUDY = 2
@@ -38,8 +38,6 @@ MAX_PER_STUDY = 2
 WARM_START_ATTR = "warm_start"
 #: Trial attribute of an enqueued warm-start setting: its record id.
 TRIAL_ATTR = "warm_start_record"
-#: Parameters the objective stores next to the suggested ones (never part of a search space).
-BOOKKEEPING = frozenset({"train_rows"})
 #: Farthest evidence distance (standardised RMS, see ``distances``) of a past task whose setting is tried. None by
 #: default: a cutoff at 1.0 (one spread of the store on every value) made warm searches hurt less often on the 12
 #: Office scenarios of ``bench.bench_warmstart`` but lowered their mean best score after every k of 2-6 trials
@@ -169,7 +167,7 @@ def _setting(strategy: Strategy, task: TransferTask, defaults: dict[str, Any], p
              ) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """A record's setting of ``strategy`` on the current space (see the module docstring) with the
     distributions of its parameters, or None."""
-    held = {k: v for k, v in past.items() if k not in BOOKKEEPING}
+    held = {k: v for k, v in past.items() if k not in BOOKKEEPING_PARAMS}
     replayed = _replay(strategy, task, {**defaults, **held})
     if not replayed or not replayed[0]:
         return None
