@@ -344,11 +344,16 @@ def recommend(
                               else (get_budget(study) or DEFAULT_TRIALS))
         states.append(SearchState(s, study, budget))
     if any(not st.study.trials for st in states):  # new studies start from similar past tasks' best settings
-        from advisor.runs.metastore import load_records
+        from advisor.runs.metastore import MetaStoreError, read_records
         from advisor.search.warmstart import plan
 
+        try:  # a store that cannot be read costs the warm start, never the run; the report says so
+            records = read_records(options.meta_store, where.storage)
+        except MetaStoreError as exc:
+            records = []
+            doc["notes"].append(f"no warm start: the meta-store could not be read ({exc})")
         warm = plan([st.strategy for st in states if not st.study.trials], task, advice.evidence,
-                    inputs.splits.train.kind, load_records(options.meta_store, where.storage))
+                    inputs.splits.train.kind, records)
         for st in states:
             st.warm_start = warm.get(st.strategy.name, [])
     run.store.add_strategies(run_name, [st.strategy.name for st in states])  # workers may join from here

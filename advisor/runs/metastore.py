@@ -254,12 +254,17 @@ def open_meta_store(value: str | None, storage: str | None = None) -> MetaStore 
     return FolderMetaStore(folder)
 
 
-def load_records(store: str | None, storage: str | None = None) -> list[dict[str, Any]]:
+def read_records(store: str | None, storage: str | None = None) -> list[dict[str, Any]]:
     """The records of ``open_meta_store(store, storage)``, one per run fingerprint (the latest); none for
-    ``none`` or a store that cannot be read (a run never fails for its meta-store)."""
+    ``none``; ``MetaStoreError`` when the store cannot be read."""
+    meta = open_meta_store(store, storage)
+    return dedupe(meta.records()) if meta is not None else []
+
+
+def load_records(store: str | None, storage: str | None = None) -> list[dict[str, Any]]:
+    """``read_records``, with none for a store that cannot be read (a run never fails for its meta-store)."""
     try:
-        meta = open_meta_store(store, storage)
-        return dedupe(meta.records()) if meta is not None else []
+        return read_records(store, storage)
     except MetaStoreError:
         return []
 

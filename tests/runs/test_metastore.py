@@ -185,3 +185,13 @@ def test_an_unwritable_store_is_said_in_the_report_not_raised(tmp_path) -> None:
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["run"]["meta_record_error"] == doc["run"]["meta_record_error"]
     assert "meta-store record was not written" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_an_unreadable_store_costs_the_warm_start_and_the_report_says_so(tmp_path) -> None:
+    store = tmp_path / "store"
+    (store / "records.jsonl").mkdir(parents=True)  # a folder where the records file should be: unreadable
+    opts = RecommendOptions(strategies="l2sp", trials=1, max_epochs=1, n_seeds=1, run_dir=str(tmp_path / "r"),
+                            meta_store=str(store), threads=1)
+    doc = recommend(InputRequest(demo="digits-shift"), opts, REG)
+    assert doc["recommendation"] is not None  # the run went on
+    assert any(n.startswith("no warm start: the meta-store could not be read") for n in doc["notes"])
