@@ -160,9 +160,11 @@ def test_digits_shift_transfer_helps(tmp_path):
     assert rows[rec["reference"]]["role"] == "reference" and "target_only" in doc["baselines"]
     best_ref = max(r["val_score"] for r in rows.values() if r["role"] == "reference")
     assert rows[rec["reference"]]["val_score"] >= best_ref - 1 / 50 - 1e-9  # ties within one of 50 val samples
-    assert rec["test_retrains"] == 5 and rec["test_gain_seeds"] == [5, 5]
+    retrains = 5 * rec["test_gain_looks"]  # 5 per arm, 10 after a second look
+    assert rec["test_retrains"] == retrains and rec["test_gain_seeds"] == [retrains, retrains]
     assert rec["test_gain_covers"] == doc["intervals"]["covers"] == "training seeds and samples"
-    assert all(r["seeds"] == 5 for r in rows.values())
+    # 5 seed repeats, 3 for a strategy the race stopped (never a reference)
+    assert all(r["seeds"] == (3 if r["stopped"] else 5) for r in rows.values())
 
 
 @pytest.mark.slow
