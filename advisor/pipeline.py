@@ -278,7 +278,7 @@ def recommend(
     request = replace(request, device=device)
     strategies = reg.select_strategies(options.strategies)  # unknown names refused before loading
     if not strategies:  # e.g. the package's entry points are missing (run from a source tree, not installed)
-        broken = f"; plugins that failed to load: {', '.join(f.name for f in reg.failures)}" if reg.failures else ""
+        broken = f"; plugins that failed to load: {', '.join(f.plugin for f in reg.failures)}" if reg.failures else ""
         raise AdvisorFailure("no strategy plugin is registered, so there is nothing to search (install the package, "
                              f"e.g. pip install -e ., so its built-in plugins load{broken})")
 
