@@ -865,24 +865,32 @@ def evaluate_scenario(spec: ScenarioSpec, registry: Any, out: Path, args: argpar
     return replace(combine_splits(res, rows), advice_model=info)
 
 
+def mean(xs: list[float]) -> float | None:
+    """The mean rounded to 3 places, None for no values."""
+    return round(float(np.mean(xs)), 3) if xs else None
+
+
+def fixed_policies(regrets: list[dict[str, float]]) -> tuple[dict[str, dict[str, Any]], str | None]:
+    """Per fixed policy ("always S"), its mean regret where it applies and on how many rows ("n"), and the best
+    policy among those that apply everywhere (else among all)."""
+    policies = sorted({s for r in regrets for s in r})
+    fixed = {s: {"mean_regret_points": mean([r[s] for r in regrets if s in r]), "n": sum(s in r for r in regrets)}
+             for s in policies}
+    full = {s: v for s, v in fixed.items() if v["n"] == len(regrets)}
+    best = min(full or fixed, key=lambda s: (fixed[s]["mean_regret_points"], s)) if fixed else None
+    return fixed, best
+
+
 def summarize_splits(results: list[ScenarioResult]) -> dict[str, Any]:
     """The figures over scenario x split: regret (mean, SD), verdict agreement where the oracle is stable
     over the scenario's splits, opposite-sign verdicts (all splits), floors, fixed policies, compute."""
-    def mean(xs: list[float]) -> float | None:
-        return round(float(np.mean(xs)), 3) if xs else None
-
     ok = [r for r in results if r.error is None and r.splits]
     rows = [s for r in ok for s in r.splits]
     regrets = [s["regret_vs_best"] for s in rows if s["regret_vs_best"] is not None]
     stable = [r for r in ok if len({s["oracle"]["verdict_code"] for s in r.splits}) == 1]
     agree = [s["verdict_agrees"] for r in stable for s in r.splits if s["verdict_agrees"] is not None]
     floor = [s["advisor_at_or_above_floor"] for s in rows if s["advisor_at_or_above_floor"] is not None]
-    policies = sorted({p for s in rows for p in s["fixed_policy_regret"]})
-    fixed = {p: {"mean_regret_points": mean([s["fixed_policy_regret"][p] for s in rows
-                                              if p in s["fixed_policy_regret"]]),
-                 "n": sum(p in s["fixed_policy_regret"] for s in rows)} for p in policies}
-    full = {p: v for p, v in fixed.items() if v["n"] == len(rows)}
-    best_fixed = min(full or fixed, key=lambda p: (fixed[p]["mean_regret_points"], p)) if fixed else None
+    fixed, best_fixed = fixed_policies([s["fixed_policy_regret"] for s in rows])
     multi = [r for r in ok if len(r.splits) > 1]
     return {
         "scenarios": len(ok), "rows": len(rows), "splits_per_scenario": {r.name: len(r.splits) for r in ok},
@@ -944,9 +952,6 @@ def summarize(results: list[ScenarioResult]) -> dict[str, Any]:
     """The issue's targets over the scenarios that ran."""
     ok = [r for r in results if r.error is None]
 
-    def mean(xs: list[float]) -> float | None:
-        return round(float(np.mean(xs)), 3) if xs else None
-
     regrets = [r.regret for r in ok if r.regret is not None]
     agree = [r.verdict_agrees for r in ok if r.verdict_agrees is not None]
     ratios = [r.compute_ratio for r in ok if r.compute_ratio is not None]
@@ -970,21 +975,12 @@ def summarize(results: list[ScenarioResult]) -> dict[str, Any]:
 
 def summarize_pinned(pins: list[dict[str, Any]]) -> dict[str, Any]:
     """The figures against the pinned oracle (issues 16 and 17): floor k/n, regrets, verdicts, compute, racing."""
-    def mean(xs: list[float]) -> float | None:
-        return round(float(np.mean(xs)), 3) if xs else None
-
     floor = [p["advisor_at_or_above_floor"] for p in pins if p["advisor_at_or_above_floor"] is not None]
     agree = [p["verdict_agrees"] for p in pins if p["verdict_agrees"] is not None]
     secs = [p["compute_ratio_seconds"] for p in pins]
     models = [p["compute_ratio_models"] for p in pins if p["compute_ratio_models"] is not None]
     regrets = [p["regret_vs_best"] for p in pins if p["regret_vs_best"] is not None]
-    policies = sorted({s for p in pins for s in p["fixed_policy_regret"]})
-    # A fixed policy is scored where it applies; "n" says on how many scenarios.
-    fixed = {s: {"mean_regret_points": mean([p["fixed_policy_regret"][s] for p in pins
-                                              if s in p["fixed_policy_regret"]]),
-                 "n": sum(s in p["fixed_policy_regret"] for p in pins)} for s in policies}
-    full = {s: v for s, v in fixed.items() if v["n"] == len(pins)}
-    best_fixed = min(full or fixed, key=lambda s: (fixed[s]["mean_regret_points"], s)) if fixed else None
+    fixed, best_fixed = fixed_policies([p["fixed_policy_regret"] for p in pins])
     return {
         "scenarios": len(pins),
         "advisor_at_or_above_floor": {"k": sum(floor), "n": len(floor), "fraction": mean([float(f) for f in floor]),
