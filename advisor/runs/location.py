@@ -111,6 +111,17 @@ def scrub(text: str) -> str:
     return text
 
 
+def ensure_tables(meta: Any, engine: Any) -> None:
+    """Create ``meta``'s tables that are missing; when another process creates one at the same moment (an
+    IntegrityError from the race), check again."""
+    import sqlalchemy as sa
+
+    try:
+        meta.create_all(engine, checkfirst=True)
+    except sa.exc.IntegrityError:
+        meta.create_all(engine, checkfirst=True)
+
+
 @dataclass(frozen=True)
 class RunLocation:
     """One run's place: its directory, its storage (journal path or URL, secret kept in memory) and name."""

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor.errors import first_line
-from advisor.runs.location import connect_url, is_rdb_url, mask_url, remember_secrets, scrub
+from advisor.runs.location import connect_url, ensure_tables, is_rdb_url, mask_url, remember_secrets, scrub
 
 RECORD_SCHEMA = 1
 RECORDS_FILE = "records.jsonl"
@@ -189,10 +189,7 @@ class RdbMetaStore(MetaStore):
                "created": _now()}
         try:
             engine = self._connect()
-            try:
-                self.meta.create_all(engine, checkfirst=True)
-            except sa.exc.IntegrityError:  # another process created it at the same moment
-                self.meta.create_all(engine, checkfirst=True)
+            ensure_tables(self.meta, engine)
             try:
                 with engine.begin() as conn:
                     conn.execute(self.table.insert().values(id=rid, **row))

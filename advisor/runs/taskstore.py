@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from advisor.errors import AdvisorFailure, InputError, first_line
 from advisor.models.inputs import ARCH_NAMES, NO_MODEL, InputRequest, ResolvedInputs, load_data
 from advisor.runs.files import atomic_write_bytes
-from advisor.runs.location import connect_url, is_rdb_url, mask_url, scrub
+from advisor.runs.location import connect_url, ensure_tables, is_rdb_url, mask_url, scrub
 
 if TYPE_CHECKING:
     from advisor.models.backbone import Backbone
@@ -159,10 +159,7 @@ class RdbTaskStore(TaskStore):
         )
         try:
             self.engine = sa.create_engine(connect_url(url), pool_pre_ping=True)
-            try:
-                self.meta.create_all(self.engine, checkfirst=True)
-            except sa.exc.IntegrityError:  # another process created it at the same moment
-                self.meta.create_all(self.engine, checkfirst=True)
+            ensure_tables(self.meta, self.engine)
         except Exception as exc:  # SQLAlchemy and driver errors: all mean "unusable storage"
             raise InputError(f"cannot open storage {mask_url(url)}: {scrub(first_line(exc))}") from exc
 
