@@ -377,7 +377,7 @@ def recommend(
     meta = record_run(options.meta_store, doc, inputs, request, strategies, storage=where.storage)
     doc["run"].update(meta.run_fields())
     if meta.note:
-        doc.setdefault("notes", []).append(meta.note)
+        doc["notes"].append(meta.note)
     _write_reports(where, doc)
     return doc
 

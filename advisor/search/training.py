@@ -35,9 +35,9 @@ The returned model is the one of the best validation epoch (``FitResult.epochs``
 Retrain. Without a validation split (the winner retrained on train+val) the best epoch count of
 the search is kept as passes over the data the retrain sees: an epoch is a pass over train+val,
 about 4x the optimiser steps of a search epoch on Office 3-label tasks. Keeping the search's
-steps instead (each row seen about a quarter as often) was measured to cost 3 to 15 points of
-test accuracy on the shared scenarios (BENCHMARKS.md, "retrain schedule"), so more rows get more
-steps. ``FitResult.info`` reports the steps taken (``steps``).
+steps instead (each row seen about a quarter as often) cost 7.2 points of test accuracy on
+average and was behind in 22 of 24 scenario x strategy pairs (``python -m bench.bench_retrain``;
+BENCHMARKS.md, "Retrain schedule"), so more rows get more steps. ``FitResult.info`` reports the steps taken (``steps``).
 
 Source term. With labelled source rows the classification loss is
 ``target_share * mean CE(target batch) + (1 - target_share) * mean w*CE(source batch)``: the
@@ -269,8 +269,8 @@ def _inputs(task: TransferTask, model: Backbone, domain: Domain, k: int, use_cac
 def _fused(groups: list[dict[str, Any]]) -> bool:
     """Whether the fused Adam kernel can take these parameters: floating point, all on one CPU or CUDA device.
 
-    One kernel per step instead of a Python loop over the parameter tensors: on the small models the
-    advisor trains, the optimiser step was a quarter of a trial's time (BENCHMARKS.md, engine row).
+    One kernel per step instead of a Python loop over the parameter tensors, which dominates the step's
+    cost on the small models the advisor trains.
     """
     params = [p for g in groups for p in g["params"]]
     devices = {p.device.type for p in params}
