@@ -68,7 +68,8 @@ def test_lodo_advice_model_drops_the_target_domain(tmp_path: Path) -> None:
     assert all("dslr" not in domains(r) for r in kept)
     assert any("dslr" in domains(r) for r in shipped)
     _, info = lodo_advice_model(demo, tmp_path)
-    assert info["dropped_domain"] == "sklearn-digits" and info["dropped_records"] == 3
+    digits = sum("sklearn-digits" in domains(r) for r in shipped)  # 3 scenarios x their target splits
+    assert info["dropped_domain"] == "sklearn-digits" and info["dropped_records"] == digits >= 3
     before = os.environ.get(USER_MODEL_ENV)
     with advice_model_env(path):
         assert os.environ[USER_MODEL_ENV] == str(path)
