@@ -62,6 +62,7 @@ from advisor.verdict import (
     gaps,
     mean_scores,
     pick_best,
+    tie_band,
     transfer_tie_broken,
     worth_another_look,
 )
@@ -647,7 +648,10 @@ def finalize(task: TransferTask, inputs: ResolvedInputs, states: list[SearchStat
                                    y_val, seed) for st in states}
     preds = {name: rep.preds for name, rep in repeats.items() if rep.preds is not None}
     means = mean_scores(options.score, y_val, preds)
-    reference = choose_reference(means, roles, prior, n_val)
+    # one standard error of each group's leader: differences inside it are noise, the prior decides them
+    ref_band = tie_band(options.score, y_val, preds, [n for n in means if roles.get(n) == REFERENCE_ROLE], seed)
+    b_band = tie_band(options.score, y_val, preds, [n for n in means if roles.get(n) != REFERENCE_ROLE], seed)
+    reference = choose_reference(means, roles, prior, n_val, ref_band)
     if reference is not None:
         for name, gap in gaps(options.score, y_val, reference, preds, roles, seed).items():
             _apply_gap(rows[name], gap, options.score)
@@ -661,7 +665,7 @@ def finalize(task: TransferTask, inputs: ResolvedInputs, states: list[SearchStat
                       "verdict_level": LOOK_LEVEL, "verdict_max_seeds": 2 * options.n_seeds,
                       "covers": COVERS_SEEDS if options.n_seeds >= 2 else COVERS_SAMPLES},
     }
-    b = choose_transfer(means, roles, prior, n_val)
+    b = choose_transfer(means, roles, prior, n_val, b_band)
     if reference is None or b is None:
         result["recommendation"] = None
         result["verdict_missing"] = ("no verdict: no reference strategy or no other strategy has completed trials "
@@ -684,7 +688,8 @@ def finalize(task: TransferTask, inputs: ResolvedInputs, states: list[SearchStat
         v = decide(options.score, test.y, b, test_pred[b], reference, test_pred[reference], means[b],
                    means[reference], seed, looks=2)
     result["recommendation"] = _recommendation(v, rows, repeats[v.chosen].params, test_pred[v.chosen], test.y)
-    # B won a tie within one validation sample by the quick advice's order, not by the top score
+    # B won a tie (within one standard error of the leader) by the quick advice's order, not by the top score
     result["recommendation"]["tie_broken"] = transfer_tie_broken(means, roles, b)
+    result["recommendation"]["tie_band"] = round(max(b_band, 1.0 / max(n_val, 1)), 4)
     result["_internal"] = {"models": models, "classes": task.classes}  # for --export
     return result

@@ -78,6 +78,12 @@ STORED = {
                "sharing the scored scenario's target domain dropped before fitting; the hand-set prior and the "
                "oracle's own validation ranking on the same scenarios for comparison.",
                "advisor advice evaluate --json > bench/results/advice.json", "bench/results/advice.json"),
+    "selection": ("Final pick on a small validation split, replayed",
+                  "Top-pick regret of pick rules replayed on the oracle records (tuned strategies' validation and "
+                  "test scores): the top validation score, the one-standard-error rule with the learned advice "
+                  "breaking ties (the advisor's), half and twice that band, and the advice alone; the advice "
+                  "refitted leave-one-dataset-out.",
+                  "python -m bench.selection_rule", "bench/results/selection.json"),
     "warmstart": ("Warm starts from past runs",
                   "Median trials a study needs to reach the cold run's best validation score, warm-started from the "
                   "shipped harness records minus every record sharing the scenario's target domain.",
@@ -140,6 +146,11 @@ def stored_body(area: str, path: Path) -> str:
         return f"*(result file written {stamp})*\n\n" + calibration_markdown(doc)
     if area in ("advice", "warmstart"):  # the summary; per-scenario rows are in the file
         doc = {k: v for k, v in doc["summary"].items()}
+    if area == "selection":  # one row per rule; per-record rows are in the file
+        return (f"*(result file written {stamp})*\n\n{doc['records']} records, advice: {doc['advice']}. Mean "
+                "top-pick regret in points.\n\n| rule | all | ≤ 3 labels per class | more labels |\n|---|---|---|---|\n"
+                + "\n".join(f"| {rule} | {m['mean']} | {m['labels_per_class_le_3']} | {m['labels_per_class_gt_3']} |"
+                             for rule, m in doc["summary"].items()) + "\n")
     lines = doc.pop("lines", []) if isinstance(doc, dict) else []  # a bench's own one-line summaries
     rows = [r for r in flatten(doc) if len(r[1]) <= 200]
     return (f"*(result file written {stamp})*\n\n" + "".join(f"- {line}\n" for line in lines)

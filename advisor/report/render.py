@@ -58,8 +58,11 @@ def tie_sentence(doc: dict[str, Any]) -> str:
     if top is not None and mine is not None:
         rival = (f" although {top['strategy']} scores {'higher' if top['val_score'] > mine else 'as high'} on "
                  f"validation ({top['val_score']:.3f} against {mine:.3f})")
-    return (f"Tie rule: {b} was chosen as the best transfer strategy{rival}: scores less than one validation "
-            "sample apart are tied, and a tie goes to the strategy the quick advice ranked higher.")
+    band = rec.get("tie_band")
+    within = (f"less than {band:.3f} (one standard error of the leader's validation score, seeds and samples)"
+              if isinstance(band, int | float) else "less than one validation sample")
+    return (f"Tie rule: {b} was chosen as the best transfer strategy{rival}: scores {within} apart are tied, "
+            "and a tie goes to the strategy the quick advice ranked higher.")
 
 
 def retrain_line(payload: dict[str, Any]) -> str:

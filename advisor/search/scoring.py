@@ -157,6 +157,21 @@ def _components_interval(value: float, seed_vars: list[tuple[float, int]], sampl
     return value - half, value + half
 
 
+def seed_sample_se(name: str, y_true: np.ndarray, preds: np.ndarray, n_boot: int = 1000, seed: int = 0) -> float:
+    """The standard error of the seed-averaged score of ``preds`` (seeds x n): seeds and samples.
+
+    SE² = the per-seed scores' variance / R (0 with one seed) + the variance of the seed-averaged score
+    over a bootstrap of the samples; the same components as ``seed_sample_ci``'s interval.
+    """
+    y_true = np.asarray(y_true)
+    p = np.atleast_2d(np.asarray(preds))
+    s = seed_scores(name, y_true, p)
+    idx = np.random.default_rng(seed).integers(0, len(y_true), size=(n_boot, len(y_true)))
+    sample_var = float(_batched_scores(name, y_true, p, idx).mean(0).var(ddof=1))
+    seed_var = float(s.var(ddof=1)) / len(s) if len(s) >= 2 else 0.0
+    return float(np.sqrt(seed_var + sample_var))
+
+
 def seed_sample_ci(
     name: str, y_true: np.ndarray, preds: np.ndarray, n_boot: int = 1000, level: float = 0.95, seed: int = 0,
 ) -> Estimate:

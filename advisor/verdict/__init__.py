@@ -15,10 +15,12 @@ from advisor.verdict.rules import (
     gaps,
     mean_scores,
     pick_best,
+    tie_band,
     tie_decided,
     transfer_tie_broken,
     worth_another_look,
 )
 
 __all__ = ["LOOK_LEVEL", "REFERENCE_ROLE", "VERDICT_CODES", "Gap", "Verdict", "choose_reference", "choose_transfer",
-           "decide", "gaps", "mean_scores", "pick_best", "tie_decided", "transfer_tie_broken", "worth_another_look"]
+           "decide", "gaps", "mean_scores", "pick_best", "tie_band",
+           "tie_decided", "transfer_tie_broken", "worth_another_look"]

@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from advisor.search.scoring import Estimate, seed_sample_diff, seed_scores
+from advisor.search.scoring import Estimate, seed_sample_diff, seed_sample_se, seed_scores
 
 REFERENCE_ROLE = "reference"
 #: The verdict looks at the test gain at most twice (group-sequential, equal seed increments): first with
@@ -36,19 +36,39 @@ def mean_scores(score_name: str, y: np.ndarray, preds: Mapping[str, np.ndarray])
     return {name: float(seed_scores(score_name, y, p).mean()) for name, p in preds.items()}
 
 
-def pick_best(means: Mapping[str, float], prior_order: Sequence[str], n_val: int) -> str | None:
-    """The name with the best mean; means less than one validation sample apart are tied.
+def pick_best(means: Mapping[str, float], prior_order: Sequence[str], n_val: int, band: float = 0.0) -> str | None:
+    """The name with the best mean; means within the tie band of the top are tied.
 
-    A gap under ``1 / n_val`` (a single flipped prediction) is not evidence, so tied names go to
-    the one ranked higher in ``prior_order`` (the quick advice), then to the better mean, then to
-    the alphabet. ``None`` when ``means`` is empty.
+    The band is ``band`` (the pipeline passes one standard error of the leader's validation score, seeds and
+    samples: ``tie_band``), never less than one validation sample (``1 / n_val``, a single flipped prediction).
+    A gap inside it is not evidence that one strategy is better, so tied names go to the one ranked higher in
+    ``prior_order`` (the quick advice: what past tasks say), then to the better mean, then to the alphabet:
+    the one-standard-error rule with the prior in place of "the simplest model". ``None`` when ``means`` is
+    empty.
     """
     if not means:
         return None
     top = max(means.values())
-    tied = [name for name, m in means.items() if m > top - 1.0 / max(n_val, 1) + 1e-12]
+    width = max(band, 1.0 / max(n_val, 1))
+    tied = [name for name, m in means.items() if m > top - width + 1e-12]
     rank = {name: i for i, name in enumerate(prior_order)}
     return min(tied, key=lambda name: (rank.get(name, len(rank)), -means[name], name))
+
+
+def tie_band(score_name: str, y: np.ndarray, preds: Mapping[str, np.ndarray], candidates: Sequence[str],
+             seed: int = 0) -> float:
+    """One standard error (seeds and samples) of the validation score of the leader among ``candidates``.
+
+    On a small validation split the strategies' means differ by less than their noise, and the search picked
+    each strategy's setting on that same split, so the top mean is biased upwards (the winner's curse). Ties
+    within one standard error go to the prior (``pick_best``). 0.0 without candidates.
+    """
+    scored = [c for c in candidates if c in preds]
+    if not scored:
+        return 0.0
+    means = mean_scores(score_name, y, {c: preds[c] for c in scored})
+    leader = max(scored, key=lambda c: (means[c], c))
+    return seed_sample_se(score_name, y, preds[leader], seed=seed)
 
 
 def tie_decided(means: Mapping[str, float], chosen: str | None) -> bool:
@@ -63,15 +83,15 @@ def tie_decided(means: Mapping[str, float], chosen: str | None) -> bool:
 
 
 def choose_reference(means: Mapping[str, float], roles: Mapping[str, str], prior_order: Sequence[str],
-                     n_val: int) -> str | None:
+                     n_val: int, band: float = 0.0) -> str | None:
     """The reference of the gaps and the verdict: the best reference-role candidate by its seed-repeat mean."""
-    return pick_best({k: v for k, v in means.items() if roles.get(k) == REFERENCE_ROLE}, prior_order, n_val)
+    return pick_best(_reference_means(means, roles), prior_order, n_val, band)
 
 
 def choose_transfer(means: Mapping[str, float], roles: Mapping[str, str], prior_order: Sequence[str],
-                    n_val: int) -> str | None:
+                    n_val: int, band: float = 0.0) -> str | None:
     """B, the strategy the verdict tests: the best non-reference strategy by its seed-repeat mean."""
-    return pick_best(_transfer_means(means, roles), prior_order, n_val)
+    return pick_best(_transfer_means(means, roles), prior_order, n_val, band)
 
 
 def transfer_tie_broken(means: Mapping[str, float], roles: Mapping[str, str], chosen: str | None) -> bool:
@@ -81,6 +101,10 @@ def transfer_tie_broken(means: Mapping[str, float], roles: Mapping[str, str], ch
 
 def _transfer_means(means: Mapping[str, float], roles: Mapping[str, str]) -> dict[str, float]:
     return {k: v for k, v in means.items() if roles.get(k) != REFERENCE_ROLE}
+
+
+def _reference_means(means: Mapping[str, float], roles: Mapping[str, str]) -> dict[str, float]:
+    return {k: v for k, v in means.items() if roles.get(k) == REFERENCE_ROLE}
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from advisor.verdict import (
     gaps,
     mean_scores,
     pick_best,
+    tie_band,
     tie_decided,
     transfer_tie_broken,
     worth_another_look,
@@ -47,6 +48,31 @@ def test_pick_best_ties_within_one_sample_go_to_the_prior() -> None:
     assert pick_best(means, prior, n_val=1000) == "l2sp"
     assert pick_best({"b": 0.5, "a": 0.5}, [], n_val=10) == "a"
     assert pick_best({}, prior, n_val=10) is None
+
+
+def test_pick_best_band_widens_the_tie_but_never_below_one_sample() -> None:
+    means = {"l2sp": 0.60, "progressive_unfreezing": 0.57, "finetune": 0.52}
+    prior = ["finetune", "progressive_unfreezing", "l2sp"]
+    assert pick_best(means, prior, n_val=1000) == "l2sp"  # 0.03 apart is no tie without a band
+    assert pick_best(means, prior, n_val=1000, band=0.04) == "progressive_unfreezing"  # within one SE: the prior
+    assert pick_best(means, prior, n_val=1000, band=0.2) == "finetune"
+    assert pick_best(means, prior, n_val=10, band=0.001) == "finetune"  # 1/10 is the floor of the band
+
+
+def test_tie_band_is_one_standard_error_of_the_leader_with_seeds_and_samples() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, K, 200)
+    right = np.where(rng.random((5, 200)) < 0.7, y, (y + 1) % K)  # about 70% correct, seeds differ
+    weak = np.where(rng.random((5, 200)) < 0.4, y, (y + 1) % K)
+    preds = {"strong": right, "weak": weak}
+    band = tie_band("accuracy", y, preds, ["strong", "weak"])
+    p = float((right == y).mean())
+    binomial = np.sqrt(p * (1 - p) / 200)
+    assert 0.5 * binomial < band < 1.5 * binomial  # samples dominate; the leader's, not the weak one's
+    assert tie_band("accuracy", y, preds, ["weak"]) > 0 and tie_band("accuracy", y, preds, []) == 0.0
+    # seed luck: seeds right on the first 50%, 60%, ... 90% of the rows (seed SD 0.16, / sqrt(5) = 0.07)
+    lucky = np.stack([np.where(np.arange(200) < int(a * 200), y, (y + 1) % K) for a in (0.5, 0.6, 0.7, 0.8, 0.9)])
+    assert tie_band("accuracy", y, {"s": lucky}, ["s"]) > 0.07 > 2 * binomial
 
 
 def test_tie_decided_only_when_the_pick_is_not_the_single_top_mean() -> None:

@@ -65,5 +65,9 @@ def test_the_tie_rule_is_said_only_when_it_decided() -> None:
     console = Console(record=True, width=400)
     print_report(_tie_doc(True), console)
     assert "Tie rule: probe was chosen" in console.export_text()
+    banded = _tie_doc(True)
+    banded["recommendation"]["tie_band"] = 0.031
+    assert "scores less than 0.031 (one standard error" in tie_sentence(banded)
+    assert "less than one validation sample" in text  # a report without the band keeps the old wording
     for quiet in (False, None):  # a top score that won, and an old report without the field
         assert tie_sentence(_tie_doc(quiet)) == "" and "Tie rule" not in render_markdown(_tie_doc(quiet))
