@@ -691,5 +691,6 @@ def finalize(task: TransferTask, inputs: ResolvedInputs, states: list[SearchStat
     # B won a tie (within one standard error of the leader) by the quick advice's order, not by the top score
     result["recommendation"]["tie_broken"] = transfer_tie_broken(means, roles, b)
     result["recommendation"]["tie_band"] = round(max(b_band, 1.0 / max(n_val, 1)), 4)
+    result["recommendation"]["reference_tie_band"] = round(max(ref_band, 1.0 / max(n_val, 1)), 4)
     result["_internal"] = {"models": models, "classes": task.classes}  # for --export
     return result
