@@ -2,8 +2,9 @@
 
 ``recommend(request, options)`` is the Python API behind ``advisor recommend``. The target
 test split is used exactly once, at the end, to score the best strategy B and the reference
-(the best reference-role strategy), both retrained on train+val with their best parameters and
-several seeds; the verdict's rules live in ``advisor.verdict``.
+(the best reference-role strategy; both picked by cross-validation on train+val, the size the
+retrains train on), both retrained on train+val with their best parameters and several seeds;
+the verdict's rules live in ``advisor.verdict``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from advisor.runs.taskstore import (
     stored_backbone,
     with_backbone,
 )
+from advisor.search.crossval import CV_FOLDS, cross_validate
 from advisor.search.scoring import COVERS_SAMPLES, COVERS_SEEDS, SCORES, score, seed_sample_ci, seed_scores
 from advisor.search.study import (
     DEFAULT_TRIALS,
@@ -129,6 +131,7 @@ class StrategyRow:
     seeds: int = 0  # seed repeats behind val_score, val_ci and the gap
     stopped: dict[str, Any] | None = None  # racing: {"after_trials", "reason"}; None when its budget ran
     warm_start: list[str] = field(default_factory=list)  # meta-store record ids whose settings it tried first
+    cv_score: float | None = None  # out-of-fold score on train+val (``advisor.search.crossval``); None: no candidate
 
 
 def task_fingerprint(inputs: ResolvedInputs, score_name: str, seed: int, max_epochs: int) -> str:
@@ -636,10 +639,68 @@ def _recommendation(v: Verdict, rows: dict[str, StrategyRow], params: dict[str, 
     }
 
 
+def _full_rows(task: TransferTask) -> int:
+    """Rows of train+val: what the retrains and the cross-validation's folds are drawn from."""
+    return len(task.target_train) + (len(task.target_val) if task.target_val is not None else 0)
+
+
+def _full_size_scores(states: list[SearchState], repeats: dict[str, SeedRepeats], task: TransferTask,
+                      score_name: str, emit: Event) -> dict[str, float]:
+    """Cross-validated score on train+val (``advisor.search.crossval``) of each candidate for B or the reference.
+
+    Candidates: every strategy with seed repeats, the ones the race stopped included: the race compares
+    validation scores at the search's size, and a strategy that trailed there can lead at the retrain's
+    (replayed on the harness's runs, ``bench/crossval_pick.py``: B's test regret was lower with every strategy
+    a candidate than with the race's survivors only). A candidate whose folds fail is left out (its validation
+    row and gap stay); the pick falls back to validation when a group has no cross-validated candidate.
+    """
+    scores: dict[str, float] = {}
+    for st in states:
+        name, rep = st.strategy.name, repeats[st.strategy.name]
+        if rep.preds is None:
+            continue
+        emit("crossval", {"strategy": name, "folds": CV_FOLDS})
+        try:
+            cv = cross_validate(st.strategy, task, rep.params, SEED_STEP)
+        except Exception:  # noqa: BLE001 - this candidate is picked by validation alone
+            continue
+        scores[name] = float(score(score_name, cv.y, cv.pred))
+    return scores
+
+
+@dataclass(frozen=True)
+class Pick:
+    """B or the reference, the scores it was picked on, the tie band used, and how (``crossval``/``validation``)."""
+
+    name: str | None
+    scores: dict[str, float]
+    band: float
+    method: str
+
+
+def _pick(group: str, means: dict[str, float], cv: dict[str, float], roles: dict[str, str], prior: list[str],
+          task: TransferTask, preds: dict[str, np.ndarray], score_name: str) -> Pick:
+    """The reference (``group`` = the reference role) or B (any other) by cross-validation, else by validation.
+
+    Cross-validated scores: ties within one row of train+val go to the quick advice. Validation (no candidate
+    of the group cross-validated): ties within one standard error of the leader, seeds and samples.
+    """
+    choose = choose_reference if group == REFERENCE_ROLE else choose_transfer
+    mine = {n: v for n, v in cv.items() if (roles.get(n) == REFERENCE_ROLE) == (group == REFERENCE_ROLE)}
+    if mine:
+        n_full = _full_rows(task)
+        return Pick(choose(mine, roles, prior, n_full), mine, 1.0 / n_full, "crossval")
+    y_val = task.target_val.y
+    names = [n for n in means if (roles.get(n) == REFERENCE_ROLE) == (group == REFERENCE_ROLE)]
+    band = max(tie_band(score_name, y_val, preds, names, task.seed), 1.0 / max(len(y_val), 1))
+    return Pick(choose(means, roles, prior, len(y_val), band), means, band, "validation")
+
+
+
 def finalize(task: TransferTask, inputs: ResolvedInputs, states: list[SearchState], advice: Advice,
              options: RecommendOptions, emit: Event) -> dict[str, Any]:
-    """Seed repeats -> reference -> gaps -> B -> retrains -> decide -> rows (the rules: ``advisor.verdict``)."""
-    y_val, n_val, seed = task.target_val.y, len(task.target_val.y), task.seed
+    """Seed repeats -> cross-validation -> reference -> gaps -> B -> retrains -> decide (rules: ``advisor.verdict``)."""
+    y_val, seed = task.target_val.y, task.seed
     prior = [r.strategy for r in advice.ranking]
     advice_rows = {r.strategy: r for r in advice.ranking}
     roles = {st.strategy.name: st.strategy.role for st in states}
@@ -648,10 +709,13 @@ def finalize(task: TransferTask, inputs: ResolvedInputs, states: list[SearchStat
                                    y_val, seed) for st in states}
     preds = {name: rep.preds for name, rep in repeats.items() if rep.preds is not None}
     means = mean_scores(options.score, y_val, preds)
-    # one standard error of each group's leader: differences inside it are noise, the prior decides them
-    ref_band = tie_band(options.score, y_val, preds, [n for n in means if roles.get(n) == REFERENCE_ROLE], seed)
-    b_band = tie_band(options.score, y_val, preds, [n for n in means if roles.get(n) != REFERENCE_ROLE], seed)
-    reference = choose_reference(means, roles, prior, n_val, ref_band)
+    # B and the reference are picked at the retrain's size: cross-validated on train+val (see _full_size_scores)
+    cv = _full_size_scores(states, repeats, task, options.score, emit)
+    for name, value in cv.items():
+        rows[name].cv_score = round(value, 4)
+    ref_pick = _pick(REFERENCE_ROLE, means, cv, roles, prior, task, preds, options.score)
+    b_pick = _pick("transfer", means, cv, roles, prior, task, preds, options.score)
+    reference = ref_pick.name
     if reference is not None:
         for name, gap in gaps(options.score, y_val, reference, preds, roles, seed).items():
             _apply_gap(rows[name], gap, options.score)
@@ -665,7 +729,7 @@ def finalize(task: TransferTask, inputs: ResolvedInputs, states: list[SearchStat
                       "verdict_level": LOOK_LEVEL, "verdict_max_seeds": 2 * options.n_seeds,
                       "covers": COVERS_SEEDS if options.n_seeds >= 2 else COVERS_SAMPLES},
     }
-    b = choose_transfer(means, roles, prior, n_val, b_band)
+    b = b_pick.name
     if reference is None or b is None:
         result["recommendation"] = None
         result["verdict_missing"] = ("no verdict: no reference strategy or no other strategy has completed trials "
@@ -677,20 +741,24 @@ def finalize(task: TransferTask, inputs: ResolvedInputs, states: list[SearchStat
     models, test_pred = {}, {}
     for name in (b, reference):
         models[name], test_pred[name] = _retrain(by_name[name], task, repeats[name].params, options.n_seeds, test)
-    v = decide(options.score, test.y, b, test_pred[b], reference, test_pred[reference], means[b], means[reference],
-               seed)
+    # under no_gain the better of the two on the scores both were picked by (cross-validated when both were)
+    picked_on = ((b_pick.scores[b], ref_pick.scores[reference]) if b_pick.method == ref_pick.method
+                 else (means[b], means[reference]))
+    v = decide(options.score, test.y, b, test_pred[b], reference, test_pred[reference], *picked_on, seed)
     if worth_another_look(v):  # a promising gain the first look could not separate from seed luck
         emit("final", {"strategy": b, "reference": reference, "look": 2})
         for name in (b, reference):
             _, more = _retrain(by_name[name], task, repeats[name].params, options.n_seeds, test,
                                start=len(test_pred[name]))
             test_pred[name] = np.concatenate([test_pred[name], more])
-        v = decide(options.score, test.y, b, test_pred[b], reference, test_pred[reference], means[b],
-                   means[reference], seed, looks=2)
+        v = decide(options.score, test.y, b, test_pred[b], reference, test_pred[reference], *picked_on, seed,
+                   looks=2)
     result["recommendation"] = _recommendation(v, rows, repeats[v.chosen].params, test_pred[v.chosen], test.y)
-    # B won a tie (within one standard error of the leader) by the quick advice's order, not by the top score
-    result["recommendation"]["tie_broken"] = transfer_tie_broken(means, roles, b)
-    result["recommendation"]["tie_band"] = round(max(b_band, 1.0 / max(n_val, 1)), 4)
-    result["recommendation"]["reference_tie_band"] = round(max(ref_band, 1.0 / max(n_val, 1)), 4)
+    # B won a tie (within the band of the leader) by the quick advice's order, not by the top score
+    result["recommendation"]["tie_broken"] = transfer_tie_broken(b_pick.scores, roles, b)
+    result["recommendation"]["tie_band"] = round(b_pick.band, 4)
+    result["recommendation"]["reference_tie_band"] = round(ref_pick.band, 4)
+    result["recommendation"]["selected_by"] = {"b": b_pick.method, "reference": ref_pick.method,
+                                               "crossval_folds": CV_FOLDS, "crossval_rows": _full_rows(task)}
     result["_internal"] = {"models": models, "classes": task.classes}  # for --export
     return result

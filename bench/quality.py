@@ -482,7 +482,7 @@ def run_advisor(prep: Prepared, registry: Any, run_dir: Path, trials: int | None
     """``recommend`` through the public API (default budget unless ``trials``; no meta-store written).
 
     Returns the harness's advisor record and the report document. Every ``fit`` call of the
-    strategies is counted while it runs (``fits``): trials + seed repeats + retrains.
+    strategies is counted while it runs (``fits``): trials + seed repeats + cross-validation + retrains.
     """
     from advisor.pipeline import RecommendOptions, recommend
 
@@ -497,6 +497,8 @@ def run_advisor(prep: Prepared, registry: Any, run_dir: Path, trials: int | None
     rows = doc["strategies"]
     n_trials = sum(int(r.get("trials") or 0) for r in rows)
     retrains = 2 * int(rec.get("test_retrains") or 0)  # B's and the reference's
+    folds = int((rec.get("selected_by") or {}).get("crossval_folds") or 0)
+    crossval = folds * sum(1 for r in rows if r.get("cv_score") is not None)  # B's and the reference's pick
     total = sum(counts.values())
     advisor = {"strategy": rec.get("strategy"), "best_transfer_strategy": rec.get("best_transfer_strategy"),
                "reference": rec.get("reference"),
@@ -506,7 +508,8 @@ def run_advisor(prep: Prepared, registry: Any, run_dir: Path, trials: int | None
                "params": rec.get("params"), "advice_ranking": ranking, "seconds": advisor_s,
                "elapsed_s": doc.get("run", {}).get("elapsed_s"),
                "val_scores": {r["strategy"]: r["val_score"] for r in rows},
-               "fits": {"total": total, "trials": n_trials, "seed_repeats": total - n_trials - retrains,
+               "fits": {"total": total, "trials": n_trials,
+                        "seed_repeats": total - n_trials - retrains - crossval, "crossval": crossval,
                         "retrains": retrains, "per_strategy": dict(counts)},
                "stopped": {r["strategy"]: r.get("stopped") for r in rows if r.get("stopped")}}
     log(f"  advisor: {advisor['strategy']} test {advisor['test_score']} {advisor['verdict_code']} "

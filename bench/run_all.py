@@ -81,9 +81,17 @@ STORED = {
     "selection": ("Final pick on a small validation split, replayed",
                   "Top-pick regret of pick rules replayed on the oracle records (tuned strategies' validation and "
                   "test scores): the top validation score, the one-standard-error rule with the learned advice "
-                  "breaking ties (the advisor's), half and twice that band, and the advice alone; the advice "
-                  "refitted leave-one-dataset-out.",
+                  "breaking ties (the advisor's fallback without cross-validation), half and twice that band, "
+                  "and the advice alone; the advice refitted leave-one-dataset-out.",
                   "python -m bench.selection_rule", "bench/results/selection.json"),
+    "crossval": ("B and the reference at the retrain's size, replayed",
+                 "The advisor's own runs (harness splits): each strategy's chosen setting cross-validated on "
+                 "train+val (3 folds) and retrained on train+val (3 seeds, scored on test); B and the reference "
+                 "picked by validation (the run's own pick) or by cross-validation over all strategies, the ones "
+                 "the race did not stop, or the top 3 by validation. B's regret against the run's best test "
+                 "score, the test gain B - reference, and signs contradicting the oracle's verdict (beyond 2 "
+                 "points).",
+                 "python -m bench.crossval_pick --runs DIR", "bench/results/crossval_pick.json"),
     "warmstart": ("Warm starts from past runs",
                   "Median trials a study needs to reach the cold run's best validation score, warm-started from the "
                   "shipped harness records minus every record sharing the scenario's target domain.",
@@ -146,6 +154,13 @@ def stored_body(area: str, path: Path) -> str:
         return f"*(result file written {stamp})*\n\n" + calibration_markdown(doc)
     if area in ("advice", "warmstart"):  # the summary; per-scenario rows are in the file
         doc = {k: v for k, v in doc["summary"].items()}
+    if area == "crossval":  # one row per rule; per-run rows are in the file
+        return (f"*(result file written {stamp})*\n\n{len(doc['runs'])} runs of `{doc['runs_folder']}`, "
+                f"{doc['seeds']} test retrains per strategy. Points.\n\n| rule | B regret | reference regret | "
+                "mean gain | sign agrees with the oracle | opposite sign |\n|---|---|---|---|---|---|\n"
+                + "\n".join(f"| {rule} | {m['b_regret_points']} | {m['reference_regret_points']} | "
+                             f"{m['mean_gain_points']} | {m['sign_agrees_with_oracle']} | {m['opposite_sign']} |"
+                             for rule, m in doc["summary"].items()) + "\n")
     if area == "selection":  # one row per rule; per-record rows are in the file
         return (f"*(result file written {stamp})*\n\n{doc['records']} records, advice: {doc['advice']}. Mean "
                 "top-pick regret in points.\n\n| rule | all | ≤ 3 labels per class | more labels |\n|---|---|---|---|\n"

@@ -2,8 +2,10 @@
 
 Each harness record (``advisor/advice/model.json``: the oracle's tuned strategies on one scenario and target
 split, with their validation and test scores) is replayed through pick rules: the top validation score
-(ties within one validation sample to the advice), the one-standard-error rule the advisor uses (means within
-one standard error of the leader are tied and the advice breaks the tie), the same rule at half and twice
+(ties within one validation sample to the advice), the one-standard-error rule (means within one standard
+error of the leader are tied and the advice breaks the tie: the advisor's rule before it picked by
+cross-validation on train+val, and still its fallback when nothing can be cross-validated, see
+``bench/crossval_pick.py``), the same rule at half and twice
 the band, and the advice alone. The advice is the learned model refitted without every record that shares
 the scenario's target domain (leave-one-dataset-out), so no rule sees the outcome it is scored on. The records
 hold no per-seed predictions, so the leader's standard error is the binomial one, sqrt(p (1 - p) / n_val); the

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import optuna
+import pytest
 
 from advisor.data.domain import Domain
 from advisor.pipeline import _select_reference
-from advisor.plugin.contracts import FitResult
+from advisor.plugin.contracts import FitResult, TransferTask
 
 Y_VAL = np.arange(20) % 2
 
@@ -113,3 +114,42 @@ def test_recommend_without_any_strategy_plugin_says_so() -> None:
     with pytest.raises(AdvisorFailure, match="no strategy plugin is registered"):
         recommend(InputRequest(demo="digits-shift"), RecommendOptions(meta_store="none"),
                   build_registry(load_entry_points=False))
+
+
+def _split_task(n_train: int, n_val: int) -> TransferTask:
+    y = np.arange(n_train + n_val) % 2
+    d = Domain("t", np.zeros((len(y), 1), np.float32), y, ("a", "b"), "features")
+    return TransferTask(source=None, target_train=d.subset(np.arange(n_train)),  # type: ignore[arg-type]
+                        target_val=d.subset(np.arange(n_train, len(y))), backbone=None, seed=3)
+
+
+def test_b_and_the_reference_are_picked_by_cross_validation_when_there_is_one() -> None:
+    """Validation (30 training rows) and cross-validation (the retrain's size) disagree: the latter picks."""
+    from advisor.pipeline import _pick
+
+    task = _split_task(30, 100)
+    roles = {"target_only": "reference", "target_linear": "reference", "a": "transfer", "b": "transfer"}
+    means = {"target_only": 0.40, "target_linear": 0.33, "a": 0.50, "b": 0.47}
+    cv = {"target_only": 0.47, "target_linear": 0.55, "a": 0.49, "b": 0.58}
+    prior = ["a", "target_only", "b", "target_linear"]
+    ref = _pick("reference", means, cv, roles, prior, task, {}, "accuracy")
+    b = _pick("transfer", means, cv, roles, prior, task, {}, "accuracy")
+    assert (ref.name, ref.method, b.name, b.method) == ("target_linear", "crossval", "b", "crossval")
+    assert ref.band == pytest.approx(1 / 130) and b.scores == {"a": 0.49, "b": 0.58}
+    # within one row of train+val the quick advice decides
+    tied = _pick("transfer", means, {**cv, "a": 0.58 - 0.5 / 130}, roles, prior, task, {}, "accuracy")
+    assert tied.name == "a"
+
+
+def test_without_cross_validated_candidates_the_pick_falls_back_to_validation() -> None:
+    from advisor.pipeline import _pick
+
+    task = _split_task(30, 100)
+    y = task.target_val.y
+    preds = {"a": np.stack([y, y]), "b": np.stack([1 - y, y]), "target_only": np.stack([y, 1 - y])}
+    roles = {"target_only": "reference", "a": "transfer", "b": "transfer"}
+    means = {"a": 1.0, "b": 0.5, "target_only": 0.5}
+    b = _pick("transfer", means, {"target_only": 0.6}, roles, ["b", "a"], task, preds, "accuracy")
+    assert (b.name, b.method) == ("a", "validation") and b.band >= 1 / 100
+    ref = _pick("reference", means, {"target_only": 0.6}, roles, ["b", "a"], task, preds, "accuracy")
+    assert (ref.name, ref.method) == ("target_only", "crossval")

@@ -117,6 +117,8 @@ class _Progress:
             self.stop()
         elif kind == "repeat":
             self.console.print(f"seed repeats of {payload['strategy']}'s best setting")
+        elif kind == "crossval":
+            self.console.print(f"cross-validating {payload['strategy']} on train+val ({payload['folds']} folds)")
         elif kind == "final":
             from advisor.report.render import retrain_line
 

@@ -57,6 +57,8 @@ def report(ctx: click.Context, run_dir: str | None, storage: str | None, run_nam
         def on_event(kind: str, payload: dict) -> None:
             if kind == "repeat":
                 console.print(f"seed repeats of {payload['strategy']}'s best setting")
+            elif kind == "crossval":
+                console.print(f"cross-validating {payload['strategy']} on train+val ({payload['folds']} folds)")
             elif kind == "final":
                 from advisor.report.render import retrain_line
 

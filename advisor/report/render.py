@@ -65,6 +65,25 @@ def tie_sentence(doc: dict[str, Any]) -> str:
             "and a tie goes to the strategy the quick advice ranked higher.")
 
 
+def pick_sentence(doc: dict[str, Any]) -> str:
+    """How B and the reference were picked: by cross-validation on train+val (``recommendation.selected_by``),
+    naming the scores and any tie the quick advice broke; else the validation tie rule (``tie_sentence``)."""
+    rec = doc.get("recommendation") or {}
+    sel = rec.get("selected_by") or {}
+    if sel.get("b") != "crossval":
+        return tie_sentence(doc)
+    b = rec.get("best_transfer_strategy") or rec.get("strategy")
+    cv = {r["strategy"]: r["cv_score"] for r in doc.get("strategies") or [] if r.get("cv_score") is not None}
+    others = sorted((n for n in cv if n not in (b, rec.get("reference"))), key=lambda n: -cv[n])
+    scores = ", ".join(f"{n} {cv[n]:.3f}" for n in [b, rec.get("reference"), *others[:3]] if n in cv)
+    tie = (f"; {b} won a tie (within one row, {rec.get('tie_band', 0):.3f}) by the quick advice's order"
+           if rec.get("tie_broken") else "")
+    return (f"B and the reference were picked by {sel.get('crossval_folds')}-fold cross-validation on train+val "
+            f"({sel.get('crossval_rows')} rows, the data the retrains train on; the search's validation split "
+            f"scores models trained on the train split alone): {scores}{tie}. Every strategy with seed repeats "
+            "was a candidate, those the race stopped included.")
+
+
 def retrain_line(payload: dict[str, Any]) -> str:
     """The progress line of a ``final`` event: the verdict's retrains (a second look says so)."""
     ref = payload.get("reference") or "the reference"
@@ -135,8 +154,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
                   f"- test {doc.get('score')}: {_f(rec['test_score'])} (accuracy {_f(rec['test_accuracy'])}, "
                   f"{rec.get('test_size', '?')} samples); gain over {rec.get('reference', 'the reference')} "
                   f"{rec['test_gain']:+.3f} {_ci(rec['test_gain_ci'])}", ""]
-        if tie_sentence(doc):
-            lines += [tie_sentence(doc), ""]
+        if pick_sentence(doc):
+            lines += [pick_sentence(doc), ""]
     elif doc.get("strategies"):
         lines += ["No recommendation: " + doc.get("verdict_missing", "the search is incomplete."), ""]
     else:
@@ -152,12 +171,12 @@ def render_markdown(doc: dict[str, Any]) -> str:
                      f"{'; '.join(r['reasons']) or '-'} |")
     if doc.get("strategies"):
         lines += ["", f"## Search results ({doc.get('score')} on the validation split)", "",
-                  "| strategy | role | family | val | 95% CI | NTG | NTG 95% CI | negative transfer | risk | trials | "
-                  "params |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| strategy | role | family | val | 95% CI | CV train+val | NTG | NTG 95% CI | negative transfer | "
+                  "risk | trials | params |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in doc["strategies"]:
             lines.append(
                 f"| {r['strategy']} | {r.get('role', '-')} | {r['family']} | {_f(r['val_score'])} | "
-                f"{_ci(r['val_ci'])} | {_f(r['ntg'])} | "
+                f"{_ci(r['val_ci'])} | {_f(r.get('cv_score'))} | {_f(r['ntg'])} | "
                 f"{_ci(r['ntg_ci'])} | {'yes' if r['negative_transfer'] else 'no'} | {r['risk']} | "
                 f"{_trials(r)} | {_params(r['params'])} |")
         if _warm_line(doc):
@@ -196,12 +215,12 @@ def print_report(doc: dict[str, Any], console: Any, show_advice: bool = True) ->
         print_advice(doc.get("advice", {}), doc.get("not_applicable", {}), console)
     if doc.get("strategies"):
         t = Table(title=f"Search results ({doc.get('score')}, validation split)")
-        for col in ("strategy", "role", "family", "val", "95% CI", "NTG", "NTG 95% CI", "neg. transfer", "risk",
-                    "trials"):
+        for col in ("strategy", "role", "family", "val", "95% CI", "CV", "NTG", "NTG 95% CI", "neg. transfer",
+                    "risk", "trials"):
             t.add_column(col)
         for r in doc["strategies"]:
             t.add_row(r["strategy"], r.get("role", "-"), r["family"], _f(r["val_score"]), _ci(r["val_ci"]),
-                      _f(r["ntg"]),
+                      _f(r.get("cv_score")), _f(r["ntg"]),
                       _ci(r["ntg_ci"]), "[red]yes[/red]" if r["negative_transfer"] else "no", r["risk"],
                       _trials(r))
         console.print(t)
@@ -226,8 +245,8 @@ def print_report(doc: dict[str, Any], console: Any, show_advice: bool = True) ->
                 f"test {doc.get('score')}: {_f(rec['test_score'])}{extra} on {rec.get('test_size', '?')} samples; "
                 f"gain over {rec.get('reference', 'the reference')} {rec['test_gain']:+.3f} "
                 f"{_ci(rec['test_gain_ci'])}")
-        if tie_sentence(doc):
-            body += f"\n\n{tie_sentence(doc)}"
+        if pick_sentence(doc):
+            body += f"\n\n{pick_sentence(doc)}"
         console.print(Panel(body, title=f"Recommendation: {rec['strategy']} ({rec['verdict_code']})"))
     elif doc.get("strategies"):
         console.print("No recommendation: " + doc.get("verdict_missing", "the search is incomplete."))

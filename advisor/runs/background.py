@@ -270,6 +270,8 @@ class ProgressWriter:
         elif kind == "repeat":
             d.update(phase="seed repeats", repeats_done=d["repeats_done"] + 1)
             line = f"seed repeats of {payload['strategy']}'s best setting"
+        elif kind == "crossval":
+            line = f"cross-validating {payload['strategy']} on train+val ({payload['folds']} folds)"
         elif kind == "final":
             d.update(phase="test retrains", retrains_started=time.time())
             from advisor.report.render import retrain_line

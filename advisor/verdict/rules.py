@@ -176,8 +176,9 @@ def decide(score_name: str, y_test: np.ndarray, best_transfer: str, transfer_pre
     """``transfer_helps`` when the gain's interval lies above zero, ``transfer_hurts`` below, else ``no_gain``.
 
     ``*_preds``: test predictions of each retrain (seeds x n). An interval that covers samples only
-    (one seed in an arm) never commits. Under ``no_gain`` the better of the two on validation
-    (``*_val``, seed-repeat means) is chosen, the reference on a tie. ``looks``: which look at the
+    (one seed in an arm) never commits. Under ``no_gain`` the better of the two on the scores they were
+    picked by (``*_val``: cross-validated on train+val, or seed-repeat means on validation) is chosen, the
+    reference on a tie. ``looks``: which look at the
     test gain this is (see ``LOOK_LEVEL``); ``level``: the interval's two-sided level.
     """
     gain = seed_sample_diff(score_name, y_test, transfer_preds, reference_preds, level=level, seed=seed)

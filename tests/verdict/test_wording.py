@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from advisor.report.render import gap_reason, print_report, render_markdown, tie_sentence, verdict_sentence
+from advisor.report.render import (
+    gap_reason,
+    pick_sentence,
+    print_report,
+    render_markdown,
+    tie_sentence,
+    verdict_sentence,
+)
 from advisor.verdict import decide, gaps
 
 Y = np.arange(200) % 4
@@ -71,3 +78,26 @@ def test_the_tie_rule_is_said_only_when_it_decided() -> None:
     assert "less than one validation sample" in text  # a report without the band keeps the old wording
     for quiet in (False, None):  # a top score that won, and an old report without the field
         assert tie_sentence(_tie_doc(quiet)) == "" and "Tie rule" not in render_markdown(_tie_doc(quiet))
+
+
+def test_a_cross_validated_pick_is_said_with_its_scores_size_and_candidates() -> None:
+    from rich.console import Console
+
+    doc = _tie_doc(False)
+    doc["recommendation"]["selected_by"] = {"b": "crossval", "reference": "crossval", "crossval_folds": 3,
+                                            "crossval_rows": 130}
+    cv = {"target_only": 0.55, "tuned": 0.6, "probe": 0.62}
+    for r in doc["strategies"]:
+        r["cv_score"] = cv[r["strategy"]]
+    text = pick_sentence(doc)
+    assert text.startswith("B and the reference were picked by 3-fold cross-validation on train+val (130 rows")
+    assert "probe 0.620, target_only 0.550, tuned 0.600" in text and "won a tie" not in text
+    md = render_markdown(doc)
+    assert text in md and "| CV train+val |" in md and "| 0.620 |" in md
+    console = Console(record=True, width=400)
+    print_report(doc, console)
+    assert "picked by 3-fold cross-validation" in console.export_text()
+    doc["recommendation"].update(tie_broken=True, tie_band=1 / 130)
+    assert "probe won a tie (within one row, 0.008) by the quick advice's order" in pick_sentence(doc)
+    doc["recommendation"]["selected_by"]["b"] = "validation"  # the fallback keeps the validation tie sentence
+    assert pick_sentence(doc).startswith("Tie rule: probe was chosen")

@@ -20,7 +20,7 @@ from advisor_ui.common import (
     show_error,
 )
 
-from advisor.report.render import public, tie_sentence
+from advisor.report.render import pick_sentence, public
 from advisor.runs import background as uirun
 
 VERDICT_BOX = {"transfer_helps": st.success, "no_gain": st.info, "transfer_hurts": st.warning}
@@ -232,8 +232,9 @@ def reconcile(doc: dict[str, Any]) -> str:
 
 
 def _tie_note(doc: dict[str, Any]) -> str:
-    """Why the pick is not the top row by validation: the tie rule when ``recommendation.tie_broken`` says it
-    decided (inferred from the rows for reports written before the field), and the reference's own win."""
+    """Why the pick is not the top row by validation: the cross-validation on train+val or the tie rule
+    (``pick_sentence``; inferred from the rows for reports written before ``tie_broken``), and the reference's
+    own win."""
     rec = doc.get("recommendation") or {}
     rows = [r for r in doc.get("strategies") or [] if r.get("val_score") is not None]
     if not rec or not rows:
@@ -242,7 +243,7 @@ def _tie_note(doc: dict[str, Any]) -> str:
     ref = reference_of(doc)
     parts = []
     if "tie_broken" in rec:
-        parts.append(tie_sentence(doc))
+        parts.append(pick_sentence(doc))
     else:  # an older report: the tie rule decided when B is not the top non-reference row
         top = [r["strategy"] for r in sorted(rows, key=lambda r: -r["val_score"]) if r["strategy"] != ref]
         if top and top[0] != b:
@@ -251,7 +252,7 @@ def _tie_note(doc: dict[str, Any]) -> str:
                          "quick advice ranked higher.")
     if rec["strategy"] == ref and rec.get("verdict_code") != "transfer_hurts":
         parts.append(f"The reference {ref} is recommended: the gain of {b} is not clear on test, and {ref} is at "
-                     "least as good on validation.")
+                     "least as good on the scores both were picked by.")
     return " ".join(p for p in parts if p)
 
 
