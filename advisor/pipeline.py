@@ -39,7 +39,7 @@ from advisor.runs.taskstore import (
     stored_backbone,
     with_backbone,
 )
-from advisor.search.crossval import CV_FOLDS, cross_validate
+from advisor.search.crossval import CV_FOLDS, CrossVal, cross_validate, paired_se
 from advisor.search.scoring import COVERS_SAMPLES, COVERS_SEEDS, SCORES, score, seed_sample_ci, seed_scores
 from advisor.search.study import (
     DEFAULT_TRIALS,
@@ -644,9 +644,9 @@ def _full_rows(task: TransferTask) -> int:
     return len(task.target_train) + (len(task.target_val) if task.target_val is not None else 0)
 
 
-def _full_size_scores(states: list[SearchState], repeats: dict[str, SeedRepeats], task: TransferTask,
-                      score_name: str, emit: Event) -> dict[str, float]:
-    """Cross-validated score on train+val (``advisor.search.crossval``) of each candidate for B or the reference.
+def _cross_validate_candidates(states: list[SearchState], repeats: dict[str, SeedRepeats], task: TransferTask,
+                               emit: Event) -> dict[str, CrossVal]:
+    """Out-of-fold predictions on train+val (``advisor.search.crossval``) of each candidate for B or the reference.
 
     Candidates: every strategy with seed repeats, the ones the race stopped included: the race compares
     validation scores at the search's size, and a strategy that trailed there can lead at the retrain's
@@ -654,18 +654,17 @@ def _full_size_scores(states: list[SearchState], repeats: dict[str, SeedRepeats]
     a candidate than with the race's survivors only). A candidate whose folds fail is left out (its validation
     row and gap stay); the pick falls back to validation when a group has no cross-validated candidate.
     """
-    scores: dict[str, float] = {}
+    out: dict[str, CrossVal] = {}
     for st in states:
         name, rep = st.strategy.name, repeats[st.strategy.name]
         if rep.preds is None:
             continue
         emit("crossval", {"strategy": name, "folds": CV_FOLDS})
         try:
-            cv = cross_validate(st.strategy, task, rep.params, SEED_STEP)
+            out[name] = cross_validate(st.strategy, task, rep.params, SEED_STEP)
         except Exception:  # noqa: BLE001 - this candidate is picked by validation alone
             continue
-        scores[name] = float(score(score_name, cv.y, cv.pred))
-    return scores
+    return out
 
 
 @dataclass(frozen=True)
@@ -709,8 +708,9 @@ def finalize(task: TransferTask, inputs: ResolvedInputs, states: list[SearchStat
                                    y_val, seed) for st in states}
     preds = {name: rep.preds for name, rep in repeats.items() if rep.preds is not None}
     means = mean_scores(options.score, y_val, preds)
-    # B and the reference are picked at the retrain's size: cross-validated on train+val (see _full_size_scores)
-    cv = _full_size_scores(states, repeats, task, options.score, emit)
+    # B and the reference are picked at the retrain's size: cross-validated on train+val (_cross_validate_candidates)
+    folds = _cross_validate_candidates(states, repeats, task, emit)
+    cv = {name: float(score(options.score, f.y, f.pred)) for name, f in folds.items()}
     for name, value in cv.items():
         rows[name].cv_score = round(value, 4)
     ref_pick = _pick(REFERENCE_ROLE, means, cv, roles, prior, task, preds, options.score)
@@ -741,10 +741,15 @@ def finalize(task: TransferTask, inputs: ResolvedInputs, states: list[SearchStat
     models, test_pred = {}, {}
     for name in (b, reference):
         models[name], test_pred[name] = _retrain(by_name[name], task, repeats[name].params, options.n_seeds, test)
-    # under no_gain the better of the two on the scores both were picked by (cross-validated when both were)
-    picked_on = ((b_pick.scores[b], ref_pick.scores[reference]) if b_pick.method == ref_pick.method
-                 else (means[b], means[reference]))
-    v = decide(options.score, test.y, b, test_pred[b], reference, test_pred[reference], *picked_on, seed)
+    # under no_gain B only when it leads on the scores both were picked by (by more than one SE when cross-validated)
+    no_gain_rule: dict[str, Any] = {"basis": "validation"}
+    picked_on = (means[b], means[reference])
+    if b_pick.method == ref_pick.method == "crossval":
+        picked_on = (cv[b], cv[reference])
+        no_gain_rule = {"basis": "cross-validation on train+val",
+                        "margin": paired_se(options.score, folds[b], folds[reference], seed)}
+    v = decide(options.score, test.y, b, test_pred[b], reference, test_pred[reference], *picked_on, seed,
+               **no_gain_rule)
     if worth_another_look(v):  # a promising gain the first look could not separate from seed luck
         emit("final", {"strategy": b, "reference": reference, "look": 2})
         for name in (b, reference):
@@ -752,13 +757,14 @@ def finalize(task: TransferTask, inputs: ResolvedInputs, states: list[SearchStat
                                start=len(test_pred[name]))
             test_pred[name] = np.concatenate([test_pred[name], more])
         v = decide(options.score, test.y, b, test_pred[b], reference, test_pred[reference], *picked_on, seed,
-                   looks=2)
+                   looks=2, **no_gain_rule)
     result["recommendation"] = _recommendation(v, rows, repeats[v.chosen].params, test_pred[v.chosen], test.y)
     # B won a tie (within the band of the leader) by the quick advice's order, not by the top score
     result["recommendation"]["tie_broken"] = transfer_tie_broken(b_pick.scores, roles, b)
     result["recommendation"]["tie_band"] = round(b_pick.band, 4)
     result["recommendation"]["reference_tie_band"] = round(ref_pick.band, 4)
     result["recommendation"]["selected_by"] = {"b": b_pick.method, "reference": ref_pick.method,
-                                               "crossval_folds": CV_FOLDS, "crossval_rows": _full_rows(task)}
+                                               "crossval_folds": CV_FOLDS, "crossval_rows": _full_rows(task),
+                                               "no_gain_margin": round(v.margin, 4)}
     result["_internal"] = {"models": models, "classes": task.classes}  # for --export
     return result

@@ -20,7 +20,7 @@ score among the run's strategies (points), the reference's likewise, the test ga
 verdicts whose sign contradicts the oracle's (gain below -2 points where the oracle says ``transfer_helps``,
 above +2 where it says ``transfer_hurts``; the oracle is the harness's, per split).
 
-    python -m bench.crossval_pick --runs DIR [--seeds 3] [--out bench/results/crossval_pick.json]
+    python -m bench.crossval_pick --runs DIR [DIR ...] [--seeds 3] [--out bench/results/crossval_pick.json]
 """
 
 from __future__ import annotations
@@ -155,23 +155,28 @@ def main(argv: list[str] | None = None) -> int:
     from bench.quality import load_specs
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", required=True, help="a bench.quality --out folder (its runs/ and per-scenario JSON)")
+    ap.add_argument("--runs", required=True, nargs="+",
+                    help="bench.quality --out folders (their runs/ and per-scenario JSON)")
     ap.add_argument("--scenarios", default="bench/scenarios/shared_data.toml")
     ap.add_argument("--seeds", type=int, default=3, help="test retrains per strategy")
     ap.add_argument("--only", nargs="*", help="scenario names (default: every run in the folder)")
     ap.add_argument("--out", default="bench/results/crossval_pick.json")
     args = ap.parse_args(argv)
-    root = Path(args.runs)
+    roots = [Path(r) for r in args.runs]
     specs = {s.name: s for s in load_specs(args.scenarios)}
-    folders = sorted(p for p in (root / "runs").iterdir() if (p / "report.json").exists()
-                     and _run_key(p)[0] in specs and (not args.only or _run_key(p)[0] in args.only))
+    by_name = {p.name: p for root in roots if (root / "runs").is_dir() for p in sorted((root / "runs").iterdir())
+               if (p / "report.json").exists() and _run_key(p)[0] in specs
+               and (not args.only or _run_key(p)[0] in args.only)}  # a run in two folders: the later folder's
+    folders = [by_name[name] for name in sorted(by_name)]
     if not folders:
-        print(f"error: no run folders with a report.json under {root / 'runs'}", file=sys.stderr)
+        print(f"error: no run folders with a report.json under {', '.join(str(r / 'runs') for r in roots)}",
+              file=sys.stderr)
         return 2
     t0 = time.time()
     runs = [replay_run(f, specs, args.seeds) for f in folders]
-    summary = summarize(runs, _oracle_codes(root))
-    doc = {"protocol": __doc__.split("\n\n")[0], "runs_folder": str(root), "seeds": args.seeds,
+    oracle = {k: v for root in roots for k, v in _oracle_codes(root).items()}
+    summary = summarize(runs, oracle)
+    doc = {"protocol": __doc__.split("\n\n")[0], "runs_folder": ", ".join(str(r) for r in roots), "seeds": args.seeds,
            "seconds": round(time.time() - t0, 1), "summary": summary, "runs": runs}
     Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
     for rule, s in summary.items():

@@ -158,10 +158,17 @@ def test_digits_shift_transfer_helps(tmp_path):
     assert (tmp_path / "digits-shift" / "report.md").read_text().count("transfer_helps") >= 1
     # the reference is the best reference-role candidate; every interval says what it covers
     assert rows[rec["reference"]]["role"] == "reference" and "target_only" in doc["baselines"]
-    best_ref = max(r["val_score"] for r in rows.values() if r["role"] == "reference")
-    # ties within one standard error of the leader (at least one of the 50 validation samples)
-    assert 1 / 50 <= rec["reference_tie_band"] < 0.15 and 1 / 50 <= rec["tie_band"] < 0.15
-    assert rows[rec["reference"]]["val_score"] >= best_ref - rec["reference_tie_band"] - 1e-9
+    # B and the reference are picked by cross-validation on train+val, every strategy a candidate (ties within
+    # one row of train+val go to the advice)
+    sel = rec["selected_by"]
+    assert (sel["b"], sel["reference"], sel["crossval_folds"]) == ("crossval", "crossval", 3)
+    assert sel["crossval_rows"] == 20 + 50  # train + val of the scenario's split
+    assert rec["reference_tie_band"] == rec["tie_band"] == round(1 / sel["crossval_rows"], 4)
+    assert all(r["cv_score"] is not None for r in rows.values())
+    best_ref = max(r["cv_score"] for r in rows.values() if r["role"] == "reference")
+    assert rows[rec["reference"]]["cv_score"] >= best_ref - rec["reference_tie_band"] - 1e-9
+    best_b = max(r["cv_score"] for r in rows.values() if r["role"] != "reference")
+    assert rows[rec["best_transfer_strategy"]]["cv_score"] >= best_b - rec["tie_band"] - 1e-9
     retrains = 5 * rec["test_gain_looks"]  # 5 per arm, 10 after a second look
     assert rec["test_retrains"] == retrains and rec["test_gain_seeds"] == [retrains, retrains]
     assert rec["test_gain_covers"] == doc["intervals"]["covers"] == "training seeds and samples"

@@ -30,7 +30,18 @@ def verdict_sentence(v: Verdict) -> str:
     why = "includes zero" if g.with_seeds else "cannot include seed luck with one seed, so the verdict does not commit"
     return (f"Transfer gives little or nothing: {v.best_transfer} scores {v.transfer_test:.3f} {on_test} against "
             f"{v.reference_test:.3f} for {v.reference} on the target alone ({v.score}, {interval}; the interval "
-            f"{why}). {v.chosen} is the better of the two on validation.")
+            f"{why}). {_no_gain_choice(v)}")
+
+
+def _no_gain_choice(v: Verdict) -> str:
+    """Why ``v.chosen`` is recommended when the test gain is unclear (``advisor.verdict.decide``)."""
+    if v.margin <= 0:
+        return f"{v.chosen} is the better of the two on {v.basis}."
+    if v.chosen == v.best_transfer:
+        return (f"{v.chosen} leads on {v.basis} by more than one standard error ({v.margin:.3f}), so it is "
+                "recommended.")
+    return (f"{v.best_transfer} does not lead {v.reference} on {v.basis} by more than one standard error "
+            f"({v.margin:.3f}), so the model that needs no source, {v.reference}, is recommended.")
 
 
 def gap_reason(gap: Gap, score_name: str) -> str | None:

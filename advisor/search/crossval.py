@@ -67,3 +67,15 @@ def cross_validate(strategy: Any, task: Any, params: dict[str, Any], seed_step: 
         fit = strategy.fit(fold_task, dict(params), None)
         pred[held] = np.asarray(predict(fit.model, full.X[held], task.device), dtype=np.int64)
     return CrossVal(full.y, pred, k)
+
+
+def paired_se(score_name: str, a: CrossVal, b: CrossVal, seed: int = 0) -> float:
+    """One standard error of score(a) - score(b) on the same rows and folds: a paired bootstrap of the rows.
+
+    Each row was predicted by one fold model per setting, so the rows' spread carries the fold models' seed
+    luck as well as the samples' (about one SE: half the central 68.3% interval).
+    """
+    from advisor.search.scoring import seed_sample_diff
+
+    est = seed_sample_diff(score_name, a.y, a.pred[None, :], b.pred[None, :], level=0.6827, seed=seed)
+    return float((est.hi - est.lo) / 2)

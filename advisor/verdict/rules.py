@@ -157,6 +157,8 @@ class Verdict:
     score: str
     test_size: int
     looks: int = 1
+    basis: str = "validation"  # what B and the reference were picked on (and a no_gain decided by)
+    margin: float = 0.0  # how far B had to lead the reference there to be chosen under no_gain
 
 
 def worth_another_look(v: Verdict) -> bool:
@@ -172,14 +174,15 @@ def worth_another_look(v: Verdict) -> bool:
 
 def decide(score_name: str, y_test: np.ndarray, best_transfer: str, transfer_preds: np.ndarray, reference: str,
            reference_preds: np.ndarray, transfer_val: float, reference_val: float, seed: int = 0,
-           looks: int = 1, level: float = LOOK_LEVEL) -> Verdict:
+           looks: int = 1, level: float = LOOK_LEVEL, margin: float = 0.0, basis: str = "validation") -> Verdict:
     """``transfer_helps`` when the gain's interval lies above zero, ``transfer_hurts`` below, else ``no_gain``.
 
     ``*_preds``: test predictions of each retrain (seeds x n). An interval that covers samples only
-    (one seed in an arm) never commits. Under ``no_gain`` the better of the two on the scores they were
-    picked by (``*_val``: cross-validated on train+val, or seed-repeat means on validation) is chosen, the
-    reference on a tie. ``looks``: which look at the
-    test gain this is (see ``LOOK_LEVEL``); ``level``: the interval's two-sided level.
+    (one seed in an arm) never commits. Under ``no_gain`` B is chosen only when it leads the reference by
+    more than ``margin`` on the scores both were picked by (``*_val``, described by ``basis``: cross-validated
+    on train+val, with one standard error of their paired difference as the margin; or seed-repeat means on
+    validation), else the reference: without a measured gain, the model that needs no source. ``looks``: which
+    look at the test gain this is (see ``LOOK_LEVEL``); ``level``: the interval's two-sided level.
     """
     gain = seed_sample_diff(score_name, y_test, transfer_preds, reference_preds, level=level, seed=seed)
     code: VerdictCode
@@ -188,8 +191,8 @@ def decide(score_name: str, y_test: np.ndarray, best_transfer: str, transfer_pre
     elif gain.below_zero:
         code, chosen = "transfer_hurts", reference
     else:
-        code, chosen = "no_gain", best_transfer if transfer_val > reference_val else reference
+        code, chosen = "no_gain", best_transfer if transfer_val > reference_val + margin else reference
     return Verdict(code, chosen, best_transfer, reference, gain,
                    float(seed_scores(score_name, y_test, transfer_preds).mean()),
                    float(seed_scores(score_name, y_test, reference_preds).mean()), score_name, len(y_test),
-                   looks)
+                   looks, basis, margin)

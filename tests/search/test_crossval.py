@@ -9,7 +9,7 @@ from sklearn.datasets import load_digits
 
 from advisor.data.domain import Domain
 from advisor.plugin.contracts import FitResult, TransferTask
-from advisor.search.crossval import CV_SEED_BASE, cross_validate, stratified_folds
+from advisor.search.crossval import CV_SEED_BASE, CrossVal, cross_validate, paired_se, stratified_folds
 
 CLASSES = tuple(str(c) for c in range(10))
 
@@ -90,3 +90,19 @@ def test_the_cross_validated_score_is_the_learners_out_of_sample_accuracy(digits
     with torch.no_grad():
         in_sample = float((fit.model(torch.from_numpy(full.X)).argmax(1).numpy() == full.y).mean())
     assert in_sample > acc
+
+
+def test_the_paired_standard_error_shrinks_with_agreement_and_rows() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 400)
+    a = np.where(rng.random(400) < 0.8, y, (y + 1) % 3)
+    b_close = a.copy()
+    flip = rng.choice(400, 10, replace=False)
+    b_close[flip] = (a[flip] + 1) % 3  # disagrees with a on 10 rows
+    b_far = np.where(rng.random(400) < 0.8, y, (y + 2) % 3)  # independent errors: many discordant rows
+    se_close = paired_se("accuracy", CrossVal(y, a, 3), CrossVal(y, b_close, 3))
+    se_far = paired_se("accuracy", CrossVal(y, a, 3), CrossVal(y, b_far, 3))
+    assert 0 < se_close < se_far
+    # about sqrt(discordant) / n for accuracy: 10 discordant rows of 400 -> 0.008
+    assert se_close == pytest.approx(np.sqrt(10) / 400, rel=0.35)
+    assert paired_se("accuracy", CrossVal(y, a, 3), CrossVal(y, a, 3)) == 0.0

@@ -139,6 +139,11 @@ def test_decide_codes_and_choice() -> None:
     level = decide("accuracy", y, "B", ref[:3], "R", ref[2:], 0.80, 0.81)
     assert (level.code, level.chosen) == ("no_gain", "R")
     assert decide("accuracy", y, "B", ref[:3], "R", ref[2:], 0.82, 0.81).chosen == "B"
+    # with a margin (one SE of the cross-validated difference) a lead inside it leaves the reference chosen
+    inside = decide("accuracy", y, "B", ref[:3], "R", ref[2:], 0.82, 0.81, margin=0.02, basis="cross-validation")
+    assert (inside.code, inside.chosen, inside.margin, inside.basis) == ("no_gain", "R", 0.02, "cross-validation")
+    assert decide("accuracy", y, "B", ref[:3], "R", ref[2:], 0.84, 0.81, margin=0.02).chosen == "B"
+    assert decide("accuracy", y, "B", good, "R", ref, 0.81, 0.82, margin=0.02).chosen == "B"  # a test gain wins
 
 
 def test_one_seed_never_commits() -> None:

@@ -101,3 +101,22 @@ def test_a_cross_validated_pick_is_said_with_its_scores_size_and_candidates() ->
     assert "probe won a tie (within one row, 0.008) by the quick advice's order" in pick_sentence(doc)
     doc["recommendation"]["selected_by"]["b"] = "validation"  # the fallback keeps the validation tie sentence
     assert pick_sentence(doc).startswith("Tie rule: probe was chosen")
+
+
+def test_a_no_gain_choice_says_its_basis_and_margin() -> None:
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 300)
+    same = np.stack([np.where(rng.random(300) < 0.8, y, 1 - y) for _ in range(5)])
+    other = np.stack([np.where(rng.random(300) < 0.8, y, 1 - y) for _ in range(5)])
+    ref = decide("accuracy", y, "fa", same, "target_only", other, 0.932, 0.923, margin=0.012,
+                 basis="cross-validation on train+val")
+    assert ref.code == "no_gain" and ref.chosen == "target_only"
+    assert verdict_sentence(ref).endswith(
+        "fa does not lead target_only on cross-validation on train+val by more than one standard error (0.012), so "
+        "the model that needs no source, target_only, is recommended.")
+    b = decide("accuracy", y, "fa", same, "target_only", other, 0.95, 0.923, margin=0.012,
+               basis="cross-validation on train+val")
+    assert verdict_sentence(b).endswith("fa leads on cross-validation on train+val by more than one standard error "
+                                        "(0.012), so it is recommended.")
+    plain = decide("accuracy", y, "fa", same, "target_only", other, 0.95, 0.923)
+    assert verdict_sentence(plain).endswith("fa is the better of the two on validation.")

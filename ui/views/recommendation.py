@@ -251,8 +251,9 @@ def _tie_note(doc: dict[str, Any]) -> str:
                          "scores less than one validation sample apart are tied and a tie goes to the strategy the "
                          "quick advice ranked higher.")
     if rec["strategy"] == ref and rec.get("verdict_code") != "transfer_hurts":
-        parts.append(f"The reference {ref} is recommended: the gain of {b} is not clear on test, and {ref} is at "
-                     "least as good on the scores both were picked by.")
+        parts.append(f"The reference {ref} is recommended: the gain of {b} is not clear on test, and {b} does not "
+                     "lead it by more than the noise on the scores both were picked by (cross-validation: one "
+                     "standard error of their paired difference).")
     return " ".join(p for p in parts if p)
 
 
