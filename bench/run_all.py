@@ -155,7 +155,8 @@ def stored_body(area: str, path: Path) -> str:
     if area in ("advice", "warmstart"):  # the summary; per-scenario rows are in the file
         doc = {k: v for k, v in doc["summary"].items()}
     if area == "crossval":  # one row per rule; per-run rows are in the file
-        return (f"*(result file written {stamp})*\n\n{len(doc['runs'])} runs of `{doc['runs_folder']}`, "
+        origin = doc.get("runs_from", doc["runs_folder"])
+        return (f"*(result file written {stamp})*\n\n{len(doc['runs'])} runs: {origin}; "
                 f"{doc['seeds']} test retrains per strategy. Points.\n\n| rule | B regret | reference regret | "
                 "mean gain | sign agrees with the oracle | opposite sign |\n|---|---|---|---|---|---|\n"
                 + "\n".join(f"| {rule} | {m['b_regret_points']} | {m['reference_regret_points']} | "

@@ -608,3 +608,15 @@ def test_data_page_shows_a_path_error_under_the_field_it_concerns(runs: Path) ->
     order = [(type(e).__name__, getattr(e, "key", None)) for e in walk(at.main, [])]
     error = order.index(("Error", None))
     assert order.index(("TextInput", "data_target")) < error < order.index(("TextInput", "data_unlabeled"))
+
+
+def test_recommendation_page_says_the_cross_validated_pick(runs: Path) -> None:
+    doc = copy.deepcopy(REPORT)
+    doc["recommendation"].update(tie_broken=False, selected_by={
+        "b": "crossval", "reference": "crossval", "crossval_folds": 3, "crossval_rows": 130, "no_gain_margin": 0.0})
+    for r, cv in zip(doc["strategies"], (0.61, 0.55, 0.5, 0.4, 0.3, 0.2, 0.1), strict=False):
+        r["cv_score"] = cv
+    at = page("views/recommendation.py", {"report": doc})
+    assert "picked by 3-fold cross-validation on train+val (130 rows" in texts(at)
+    table = next(d.value for d in at.dataframe if "CV train+val" in d.value.columns)
+    assert table["CV train+val"].tolist()[:2] == ["0.610", "0.550"]

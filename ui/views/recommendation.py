@@ -74,11 +74,14 @@ def _strategy_table(doc: dict[str, Any]) -> None:
     rows = [{
         "rank": i, "strategy": r["strategy"], "family": r["family"], "status": r["status"],
         f"val {doc.get('score', '')}": fmt(r["val_score"]), "val 95% CI": fmt_ci(r["val_ci"], signed=False),
-        "NTG": fmt(r["ntg"]), "NTG 95% CI": fmt_ci(r["ntg_ci"]),
+        "CV train+val": fmt(r.get("cv_score")), "NTG": fmt(r["ntg"]), "NTG 95% CI": fmt_ci(r["ntg_ci"]),
         "negative transfer": "yes" if r["negative_transfer"] else "no" if r["ntg"] is not None else MISSING,
         "prior risk": r["risk"], "trials": f"{r['trials']}/{r['budget']}",
     } for i, r in enumerate(doc.get("strategies", []), 1)]
     st.dataframe(rows, hide_index=True, column_config={
+        "CV train+val": st.column_config.TextColumn(
+            "CV train+val", help="the best setting cross-validated on train+val (3 folds): what B and the reference "
+                                 "were picked by"),
         "negative transfer": st.column_config.TextColumn("negative transfer (measured)",
                                                          help="the gap's interval lies above zero"),
         "prior risk": st.column_config.TextColumn("prior risk", help="from the metrics, before training")})
