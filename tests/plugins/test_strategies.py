@@ -295,12 +295,14 @@ def test_frozen_blocks_are_bit_identical(registry, digits_task):
 def test_l2sp_with_huge_alpha_stays_at_the_source(registry, digits_task):
     task, _ = digits_task
     l2sp = registry.strategy("l2sp")
-    params = {**l2sp.default_params(task), "epochs": 3, "lr": 1e-3}
+    params = {**l2sp.default_params(task), "epochs": 8, "lr": 1e-3}
     near = l2sp.fit(task, {**params, "alpha": 1e4}, None).info["distance_to_source"]
     free = l2sp.fit(task, {**params, "alpha": 1e-4}, None).info["distance_to_source"]
     trained = [p for b in task.backbone.blocks[params["freeze"]:] for p in b.parameters()]
-    norm = float(sum((p**2).sum() for p in trained)) ** 0.5
-    assert near < 0.01 * norm and near < free / 10  # Adam still jitters around the anchor by ~lr
+    norm = float(sum((p.detach()**2).sum() for p in trained)) ** 0.5
+    # Adam jitters around the anchor by about lr per step whatever alpha; free moves on with every step, so 8 epochs
+    # keep the two an order of magnitude apart on any machine (3 gave 0.11 against 0.99 on one)
+    assert near < 0.01 * norm and near < free / 10
 
 
 def test_cached_and_uncached_strategy_give_the_same_model(registry):
