@@ -685,15 +685,15 @@ def _pick(group: str, means: dict[str, float], cv: dict[str, float], roles: dict
     of the group cross-validated): ties within one standard error of the leader, seeds and samples.
     """
     choose = choose_reference if group == REFERENCE_ROLE else choose_transfer
-    mine = {n: v for n, v in cv.items() if (roles.get(n) == REFERENCE_ROLE) == (group == REFERENCE_ROLE)}
+    in_group = {n for n in roles if (roles[n] == REFERENCE_ROLE) == (group == REFERENCE_ROLE)}
+    mine = {n: v for n, v in cv.items() if n in in_group}
     if mine:
         n_full = _full_rows(task)
         return Pick(choose(mine, roles, prior, n_full), mine, 1.0 / n_full, "crossval")
     y_val = task.target_val.y
-    names = [n for n in means if (roles.get(n) == REFERENCE_ROLE) == (group == REFERENCE_ROLE)]
-    band = max(tie_band(score_name, y_val, preds, names, task.seed), 1.0 / max(len(y_val), 1))
+    band = max(tie_band(score_name, y_val, preds, [n for n in means if n in in_group], task.seed),
+               1.0 / max(len(y_val), 1))
     return Pick(choose(means, roles, prior, len(y_val), band), means, band, "validation")
-
 
 
 def finalize(task: TransferTask, inputs: ResolvedInputs, states: list[SearchState], advice: Advice,
