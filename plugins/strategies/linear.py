@@ -7,7 +7,9 @@
 - ``pooled_linear`` (instance-based transfer in its simplest form): the same model fitted on
   source and target rows together, the target's share ``target_share`` (alpha) of the loss searched.
 
-Both are convex, so their fit does not depend on the seed. The loss is the mean cross-entropy
+The inputs are standardised with the statistics of the rows the model is fitted on, no column scaled by
+less than the median column's deviation (``Standardize.set_stats``). Both are convex, so their fit does
+not depend on the seed. The loss is the mean cross-entropy
 of each domain plus ``l2 / 2 * ||W||^2``: a setting means the same on any split size (the search,
 the seed repeats and the retrain on train+val).
 """
@@ -69,7 +71,7 @@ def fit_linear(task: TransferTask, params: dict[str, Any], report: ReportFn | No
         ys = torch.as_tensor(source.y, dtype=torch.long, device=device)
         rows.append(zs)
     standardize = model.blocks[0][1]
-    standardize.set_stats(torch.cat(rows))
+    standardize.set_stats(torch.cat(rows), scale_floor="median")  # few rows: see Standardize.set_stats
     with torch.no_grad():
         xt = standardize(zt)
         xs = standardize(zs) if source is not None else None
