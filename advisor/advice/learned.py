@@ -268,12 +268,15 @@ def _fit_alpha(records: list[dict[str, Any]], alpha: float, origin: str) -> Lear
 def _cv_error(records: list[dict[str, Any]], alpha: float) -> float:
     """Mean squared error of relative outcomes, each record predicted without its target domain's records."""
     errs = []
+    models: dict[str, LearnedModel | None] = {}  # one fit per held-out domain: its records share the training set
     for r in records:
         held = target_domain(r)
-        train = [t for t in records if held not in domains(t)]
-        if not train:
+        if held not in models:
+            train = [t for t in records if held not in domains(t)]
+            models[held] = _fit_alpha(train, alpha, "") if train else None
+        m = models[held]
+        if m is None:
             continue
-        m = _fit_alpha(train, alpha, "")
         pred = m.predict(r.get("evidence", {}))
         errs += [(pred[k] - v) ** 2 for k, v in relative_outcomes(r).items() if k in pred]
     return float(np.mean(errs)) if errs else math.inf
@@ -360,13 +363,16 @@ def evaluate_lodo(records: list[dict[str, Any]], alphas: tuple[float, ...] = ALP
     """
     records = [r for r in _dedupe(records) if relative_outcomes(r)]
     rows = []
+    models: dict[str, LearnedModel | None] = {}  # one fit per held-out domain: its records share the training set
     for r in records:
         held = target_domain(r)
         train = [t for t in records if held not in domains(t)]
+        if held not in models:
+            models[held] = fit(train, alphas=alphas) if train else None
         scores = {k: outcome(v) for k, v in r["strategies"].items() if outcome(v) is not None}
         tau = top = regret = None
-        if train and len({target_domain(t) for t in train}) >= 1:
-            m = fit(train, alphas=alphas)
+        m = models[held]
+        if m is not None:
             pred = m.predict(r.get("evidence", {}))
             order = sorted((s for s in scores if s in pred), key=lambda s: (-pred[s], s))
             tau = kendall_tau(order, scores)
