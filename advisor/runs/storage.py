@@ -13,6 +13,7 @@ import inspect
 import json
 import os
 import socket
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -84,20 +85,25 @@ def open_storage(storage: str, heartbeat: bool = True) -> Any:
     url = connect_url(storage)
     kwargs: dict[str, Any] = {}
     if heartbeat and not storage.startswith("sqlite"):
-        from optuna.storages import RetryFailedTrialCallback
-
         interval, grace = heartbeat_settings()
         kwargs = {
             "heartbeat_interval": interval,
             "grace_period": grace,
         }
-        # Optuna 4.9 renamed the callback that retries trials whose heartbeat expired.
+        # Optuna 4.9 renamed the callback that retries trials whose heartbeat expired, and its argument
+        # (the old name warns from 4.9 and goes in 6.0); both mark the retry with ``failed_trial``.
         params = inspect.signature(optuna.storages.RDBStorage).parameters
         key = "heartbeat_stale_trial_callback"
         key = key if key in params else "failed_trial_callback"
-        kwargs[key] = RetryFailedTrialCallback(max_retry=2)
+        retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+        retry = retry or optuna.storages.RetryFailedTrialCallback
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna; a worker's log is not the place
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            kwargs[key] = retry(max_retry=2)
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **kwargs)
     except Exception as exc:  # SQLAlchemy raises many kinds; all mean "unusable storage"
         raise InputError(f"cannot open storage {mask_url(storage)}: {scrub(first_line(exc))}") from exc
 

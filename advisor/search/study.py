@@ -42,7 +42,7 @@ RACE_FIRST_ROUND = 3
 RACE_MIN_MARGIN = 0.02
 #: Study attribute ``{"after_trials": k, "reason": ...}`` once racing has stopped the strategy.
 STOPPED_ATTR = "stopped"
-#: Optuna's own mark of a retried trial (``RetryFailedTrialCallback``); our re-enqueues use it too.
+#: Optuna's own mark of a retried trial (its heartbeat retry callback); our re-enqueues use it too.
 FAILED_TRIAL_ATTR = "failed_trial"
 
 
@@ -152,7 +152,7 @@ def reap_dead_trials(study: Any) -> int:
 
     A journal file has no heartbeats; an RDB storage with heartbeats also has its expired
     trials failed by Optuna here. With heartbeats, a reaped trial is retried like an expired
-    one (the storage's ``RetryFailedTrialCallback`` enqueues its parameters again); without,
+    one (the storage's heartbeat retry callback enqueues its parameters again); without,
     ``requeue_dead_trials`` does it. Returns how many trials were failed by the pid check.
     """
     import copy

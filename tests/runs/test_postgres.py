@@ -13,7 +13,6 @@ from typing import Any
 
 import optuna
 import pytest
-from optuna.storages import RetryFailedTrialCallback
 from optuna.trial import TrialState
 
 from advisor.runs.storage import open_storage
@@ -144,7 +143,7 @@ def test_killed_worker_trial_is_retried_after_its_heartbeat_expires(postgres_url
     study, number = killed
     trials = {t.number: t for t in study.get_trials()}
     assert trials[number].state == TrialState.FAIL
-    retries = [t for t in trials.values() if RetryFailedTrialCallback.retried_trial_number(t) == number]
+    retries = [t for t in trials.values() if t.system_attrs.get("failed_trial") == number]
     assert retries and retries[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
     if trials[number].params:  # killed after suggesting: the retry runs the same setting
         assert retries[0].params == trials[number].params
