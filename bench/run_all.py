@@ -49,11 +49,11 @@ TITLES = {
     "demo": "End-to-end demo time",
 }
 RESULT_SETS = {  # stored harness results: folder -> (scenario file, what it covers, extra arguments)
-    "bench/results/builtin-v6": ("bench/scenarios/builtin.toml",
+    "bench/results/builtin-v7": ("bench/scenarios/builtin.toml",
                                  "built-in digits scenarios, 3 target splits: the current advisor against the pinned "
                                  "oracle (split 0) and the cached oracle (splits 1-2)",
                                  "--reuse-oracle bench/results/builtin"),
-    "bench/results/shared-v6": ("bench/scenarios/shared_data.toml",
+    "bench/results/shared-v7": ("bench/scenarios/shared_data.toml",
                                 "real data from ../shared/data, 3 target splits of the Office 3-label tasks: the "
                                 "current "
                                 "advisor against the pinned oracle (split 0) and the cached oracle (splits 1-2)",
