@@ -363,15 +363,16 @@ def evaluate_lodo(records: list[dict[str, Any]], alphas: tuple[float, ...] = ALP
     """
     records = [r for r in _dedupe(records) if relative_outcomes(r)]
     rows = []
-    models: dict[str, LearnedModel | None] = {}  # one fit per held-out domain: its records share the training set
+    # one fit per held-out domain: its records share the training set (model, records it was fitted on)
+    models: dict[str, tuple[LearnedModel | None, int]] = {}
     for r in records:
         held = target_domain(r)
-        train = [t for t in records if held not in domains(t)]
         if held not in models:
-            models[held] = fit(train, alphas=alphas) if train else None
+            train = [t for t in records if held not in domains(t)]
+            models[held] = (fit(train, alphas=alphas) if train else None, len(train))
+        m, n_train = models[held]
         scores = {k: outcome(v) for k, v in r["strategies"].items() if outcome(v) is not None}
         tau = top = regret = None
-        m = models[held]
         if m is not None:
             pred = m.predict(r.get("evidence", {}))
             order = sorted((s for s in scores if s in pred), key=lambda s: (-pred[s], s))
@@ -386,7 +387,7 @@ def evaluate_lodo(records: list[dict[str, Any]], alphas: tuple[float, ...] = ALP
             by_val = sorted(vals, key=lambda s: (-vals[s], s))
             o_tau = kendall_tau(by_val, scores)
             o_regret = top_regret(by_val, scores)[1]
-        rows.append(ScenarioFigures(str(r["id"]), held, len(train), tau, top, regret, kendall_tau(prior, scores),
+        rows.append(ScenarioFigures(str(r["id"]), held, n_train, tau, top, regret, kendall_tau(prior, scores),
                                     p_top, p_regret, o_tau, o_regret))
     split_tau, split_regret, pairs = split_to_split(records)
     summary = {

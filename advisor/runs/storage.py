@@ -83,29 +83,30 @@ def open_storage(storage: str, heartbeat: bool = True) -> Any:
         except OSError as exc:
             raise InputError(f"cannot open journal storage {storage}: {exc}") from exc
     url = connect_url(storage)
-    kwargs: dict[str, Any] = {}
-    if heartbeat and not storage.startswith("sqlite"):
-        interval, grace = heartbeat_settings()
-        kwargs = {
-            "heartbeat_interval": interval,
-            "grace_period": grace,
-        }
-        # Optuna 4.9 renamed the callback that retries trials whose heartbeat expired, and its argument
-        # (the old name warns from 4.9 and goes in 6.0); both mark the retry with ``failed_trial``.
-        params = inspect.signature(optuna.storages.RDBStorage).parameters
-        key = "heartbeat_stale_trial_callback"
-        key = key if key in params else "failed_trial_callback"
-        retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
-        retry = retry or optuna.storages.RetryFailedTrialCallback
-        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna; a worker's log is not the place
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            kwargs[key] = retry(max_retry=2)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna; a worker's log is not the place
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        kwargs = _heartbeat_kwargs() if heartbeat and not storage.startswith("sqlite") else {}
+        try:
             return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **kwargs)
-    except Exception as exc:  # SQLAlchemy raises many kinds; all mean "unusable storage"
-        raise InputError(f"cannot open storage {mask_url(storage)}: {scrub(first_line(exc))}") from exc
+        except Exception as exc:  # SQLAlchemy raises many kinds; all mean "unusable storage"
+            raise InputError(f"cannot open storage {mask_url(storage)}: {scrub(first_line(exc))}") from exc
+
+
+def _heartbeat_kwargs() -> dict[str, Any]:
+    """RDBStorage's heartbeat settings and the callback that retries a trial whose heartbeat expired.
+
+    Optuna 4.9 renamed that callback and its argument (the old names warn from 4.9 and go in 6.0); both
+    mark the retry with ``failed_trial``.
+    """
+    import optuna
+
+    interval, grace = heartbeat_settings()
+    params = inspect.signature(optuna.storages.RDBStorage).parameters
+    key = "heartbeat_stale_trial_callback"
+    key = key if key in params else "failed_trial_callback"
+    retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+    retry = retry or optuna.storages.RetryFailedTrialCallback
+    return {"heartbeat_interval": interval, "grace_period": grace, key: retry(max_retry=2)}
 
 
 def write_json(path: Path, doc: Any) -> None:

@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from advisor.runs.storage import open_storage
 from advisor.runs.taskstore import RdbTaskStore
-from advisor.search.study import finished_trials, get_budget, study_name
+from advisor.search.study import FAILED_TRIAL_ATTR, finished_trials, get_budget, study_name
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow,
               pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")]
@@ -143,7 +143,7 @@ def test_killed_worker_trial_is_retried_after_its_heartbeat_expires(postgres_url
     study, number = killed
     trials = {t.number: t for t in study.get_trials()}
     assert trials[number].state == TrialState.FAIL
-    retries = [t for t in trials.values() if t.system_attrs.get("failed_trial") == number]
+    retries = [t for t in trials.values() if t.system_attrs.get(FAILED_TRIAL_ATTR) == number]
     assert retries and retries[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
     if trials[number].params:  # killed after suggesting: the retry runs the same setting
         assert retries[0].params == trials[number].params
