@@ -1,8 +1,8 @@
 """Quality harness: is the advisor's recommendation close to an exhaustive oracle, and at what cost?
 
 ``python -m bench.quality --scenarios FILE [--quick] [--out DIR] [--only NAME ...] [--reuse-oracle DIR]
-[--splits N] [--refresh-oracle] [--oracle-cache DIR] [--advice-model lodo|shipped] [--from-results]`` (run from
-the repository root; relative paths in FILE resolve against the current folder).
+[--splits N] [--refresh-oracle] [--oracle-cache DIR] [--advice-model lodo|shipped] [--rescore DIR]
+[--from-results]`` (run from the repository root; relative paths in FILE resolve against the current folder).
 
 Scenario file (TOML)::
 
@@ -41,10 +41,11 @@ Rules (documented choices):
   Per strategy the point with the best mean validation score wins; it is retrained on train+val
   with the same 3 seeds for the epochs its seed-0 fit chose, and its test score is the mean of the
   3 retrains. The oracle's recommendation follows a fixed rule of its own that lives here, not in
-  ``advisor.verdict`` (a ground truth the verdict does not define): B = the best
-  non-``target_only`` strategy by validation; a samples-only paired bootstrap of B's retrains
-  against ``target_only``'s on test gives the verdict code and the chosen strategy. The advisor's
-  side is ``recommend`` itself, whose verdict comes from ``advisor.verdict``.
+  ``advisor.verdict`` (a ground truth the verdict does not define): the reference = the best
+  strategy of the reference role (``target_only``, ``target_linear``) by validation, B = the best
+  of the others by validation; a samples-only paired bootstrap of B's retrains against the
+  reference's on test gives the verdict code and the chosen strategy (``oracle_decision``). The
+  advisor's side is ``recommend`` itself, whose verdict comes from ``advisor.verdict``.
 - **Figures**: regret = oracle's chosen test score − advisor's (points; both the mean of their
   retrains); regret vs the best test score of any oracle-tuned strategy (an upper bound nobody
   can select); verdict agreement; Kendall's τ-b of the quick advice's ranking against the
@@ -54,8 +55,8 @@ Rules (documented choices):
   class run on the split seeds ``seed, seed + 1, ..., seed + N - 1`` (a scenario's ``splits`` key overrides;
   the others run on one). The seed is ``InputRequest(seed=...)``: a file scenario's per-class permutation, a
   built-in's ``build(seed)`` (its pools and transforms), and the training seeds. Split ``seed`` runs as
-  without ``--splits`` (against the pinned oracle with ``--reuse-oracle``); every other split's oracle (the
-  same grid, full or quick per the scenario) is read from ``bench/results/oracle/<scenario>/split-<k>-<oracle
+  without ``--splits``; every split's oracle (the same grid, full or quick per the scenario; under
+  ``--reuse-oracle`` split ``seed``'s too, see below) is read from ``bench/results/oracle/<scenario>/split-<k>-<oracle
   version>.json.gz`` (``bench.oracle_cache``: rows, verdict and per-seed test predictions), or run and stored
   there when absent or made for another key; ``--refresh-oracle`` reruns it. The per-scenario JSON keeps
   ``advisor.test_score`` and ``floors.best`` as means over the splits and ``oracle.verdict_code`` as the code
@@ -72,6 +73,15 @@ Rules (documented choices):
   test score over scenario x split; verdict agreement over the splits of scenarios whose oracle verdict is
   the same on every split (k/n); opposite-sign verdicts over all splits (apart); the floor k/n; each fixed
   policy's ("always S", S oracle-tuned) mean regret over scenario x split and the best of them.
+- **The pinned oracle** (``--reuse-oracle DIR``: ``DIR/<scenario>.json`` as stored at commit aa26327) is the
+  compute denominator only: its seconds and fits plus the linear strategies' grids (``reused_figures``). The
+  quality figures of the scenario's own seed (regret, verdict agreement, fixed policies) are graded against
+  the current oracle of that split, from the cache like the other splits: the pinned rows measured the
+  strategies' code of their day (the α reparametrisation, the reference-role rule and the scale floor came
+  later), so grading today's advisor against them would mix code versions. ``--rescore DIR`` grades a stored
+  run's results (``DIR/<scenario>.json``) against the current oracles without running the advisor again (its
+  picks, scores, verdicts and compute figures as measured); ``bench/oracle_refresh.py`` brings the cache to
+  the current oracle version.
 - ``--quick`` (every scenario) or ``oracle = "quick"`` (one scenario, e.g. the MNIST/USPS ``cnn``
   tasks whose 1,800-image source makes a full grid take about an hour here): the oracle uses 2
   seeds (and 2 retrains) and the freeze depths ``{0, depth - 2}``; the learning-rate and knob grids
@@ -102,6 +112,7 @@ from advisor.data.domain import Domain, TargetSplits
 from advisor.errors import InputError
 from advisor.plugin.contracts import ScenarioData, TransferTask
 from advisor.search.scoring import paired_bootstrap_diff, score
+from advisor.verdict.rules import REFERENCE_ROLE
 
 from . import oracle_cache
 from .fit_advice import _domains as scenario_domains
@@ -299,6 +310,7 @@ class OracleResult:
     best_test: float
     seconds: float
     skipped: dict[str, str]
+    reference: str = "target_only"
 
 
 def freeze_grid(name: str, depth: int, quick: bool) -> list[int]:
@@ -338,7 +350,7 @@ def grid_points(strategy: Any, task: TransferTask, quick: bool) -> list[dict[str
 
 def verdict(score_name: str, y: np.ndarray, pred_b: np.ndarray, pred_t: np.ndarray, seed: int,
             val_b: float, val_t: float) -> tuple[str, bool, float, float, float]:
-    """The oracle's fixed rule: (code, B chosen?, gain, lo, hi) from B vs target_only on test.
+    """The oracle's fixed rule: (code, B chosen?, gain, lo, hi) from B vs the reference on test.
 
     A samples-only paired bootstrap of the retrains' mean scores, kept apart from the advisor's
     ``advisor.verdict`` so that the harness does not grade the verdict with its own rule.
@@ -354,11 +366,7 @@ def verdict(score_name: str, y: np.ndarray, pred_b: np.ndarray, pred_t: np.ndarr
 def tune_strategy(s: Any, task: TransferTask, test: Domain, points: list[dict[str, Any]], n_seeds: int) -> OracleRow:
     """One strategy on its grid: ``n_seeds`` fits per point, the best validation mean retrained on
     train+val with the same seeds (the epochs its seed-0 fit chose) and scored on test as their mean."""
-    from advisor.search.training import predict
-
     t0 = time.time()
-    full = replace(task, target_train=task.target_train.concat(task.target_val, name="target/train+val"),
-                   target_val=None)
     y_val = task.target_val.y
     best: tuple[float, dict[str, Any], int] | None = None
     fits = 0
@@ -376,12 +384,40 @@ def tune_strategy(s: Any, task: TransferTask, test: Domain, points: list[dict[st
     assert best is not None
     # The retrain keeps those epochs as passes over train+val, as the advisor's does (advisor.search.training).
     params = {**best[1], "epochs": best[2]}
-    # Retrained on train+val with the same seeds as the advisor's verdict; scored as their mean.
-    preds = [predict(s.fit(replace(full, seed=task.seed + 1000 * r), dict(params), None).model, test.X,
-                     task.device) for r in range(n_seeds)]
+    preds = retrain_test_preds(s, task, test, params, n_seeds)
     test_score = float(np.mean([score(task.score, test.y, q) for q in preds]))
     return OracleRow(s.name, s.family, params, round(best[0], 4), round(test_score, 4), len(points),
-                     fits + n_seeds, round(time.time() - t0, 1), np.stack(preds).tolist())
+                     fits + n_seeds, round(time.time() - t0, 1), preds.tolist())
+
+
+def retrain_test_preds(s: Any, task: TransferTask, test: Domain, params: dict[str, Any], n_seeds: int) -> np.ndarray:
+    """``params`` retrained on train+val with the advisor's seeds (``seed + 1000 r``): test predictions, seeds x n."""
+    from advisor.search.training import predict
+
+    full = replace(task, target_train=task.target_train.concat(task.target_val, name="target/train+val"),
+                   target_val=None)
+    return np.stack([np.asarray(predict(s.fit(replace(full, seed=task.seed + 1000 * r), dict(params), None).model,
+                                        test.X, task.device), dtype=np.int64) for r in range(n_seeds)])
+
+
+def oracle_decision(rows: list[dict[str, Any]], references: set[str], test_pred: dict[str, Any], y: np.ndarray,
+                    score_name: str, seed: int) -> dict[str, Any]:
+    """The oracle's recommendation from tuned rows (``strategy``, ``val_score``, ``test_score``) by its fixed rule.
+
+    Reference: the best row of the reference role (``references``) by validation; B: the best other row by
+    validation (ties: the name); ``verdict`` on their test predictions (``test_pred``, seeds x n) decides.
+    """
+    def best(group: list[dict[str, Any]]) -> dict[str, Any]:
+        return sorted(group, key=lambda r: (-r["val_score"], r["strategy"]))[0]
+
+    ref = best([r for r in rows if r["strategy"] in references])
+    b = best([r for r in rows if r["strategy"] not in references])
+    code, pick_b, g, lo, hi = verdict(score_name, y, np.asarray(test_pred[b["strategy"]]),
+                                      np.asarray(test_pred[ref["strategy"]]), seed, b["val_score"], ref["val_score"])
+    chosen = b if pick_b else ref
+    return {"reference": ref["strategy"], "best_transfer": b["strategy"], "verdict_code": code,
+            "chosen": chosen["strategy"], "chosen_test": chosen["test_score"], "test_gain": round(g, 4),
+            "test_gain_ci": [round(lo, 4), round(hi, 4)]}
 
 
 def run_oracle(task: TransferTask, strategies: list[Any], test: Domain, n_seeds: int, quick: bool,
@@ -400,17 +436,13 @@ def run_oracle(task: TransferTask, strategies: list[Any], test: Domain, n_seeds:
         log(f"  oracle {s.name}: {len(points)} points x {row.fits // (len(points) + 1)} seeds, "
             f"val {row.val_score:.3f}, test {row.test_score:.3f} ({row.seconds:.0f} s)")
         rows.append(row)
-    by = {r.strategy: r for r in rows}
-    t = by["target_only"]
-    transfer = sorted((r for r in rows if r.strategy != "target_only"), key=lambda r: (-r.val_score, r.strategy))
-    b = transfer[0]
-    code, pick_b, g, lo, hi = verdict(task.score, test.y, np.asarray(b.test_pred), np.asarray(t.test_pred),
-                                      task.seed, b.val_score, t.val_score)
-    chosen = b if pick_b else t
+    references = {s.name for s in strategies if s.role == REFERENCE_ROLE}
+    d = oracle_decision([asdict(r) for r in rows], references, {r.strategy: r.test_pred for r in rows}, test.y,
+                        task.score, task.seed)
     top = max(rows, key=lambda r: (r.test_score, -r.val_score))
-    return OracleResult(rows, b.strategy, code, chosen.strategy, chosen.test_score, round(g, 4),
-                        [round(lo, 4), round(hi, 4)], top.strategy, top.test_score,
-                        round(time.time() - started, 1), skipped)
+    return OracleResult(rows, d["best_transfer"], d["verdict_code"], d["chosen"], d["chosen_test"], d["test_gain"],
+                        d["test_gain_ci"], top.strategy, top.test_score, round(time.time() - started, 1), skipped,
+                        d["reference"])
 
 
 # --------------------------------------------------------------------------- figures
@@ -596,19 +628,6 @@ def floor_margin(n_test: int) -> float:
     return max(FLOOR_TOLERANCE, 1.0 / max(1, n_test))
 
 
-def linear_rows(task: TransferTask, strategies: list[Any], test: Domain, log: Any = print) -> list[OracleRow]:
-    """The oracle rows of the convex linear strategies (``LINEAR_GRIDS``), one seed, one retrain each."""
-    rows = []
-    for s in strategies:
-        if s.name not in LINEAR_GRIDS or task.unmet(s.needs) is not None:
-            continue
-        row = tune_strategy(s, task, test, grid_points(s, task, quick=False), 1)
-        log(f"  oracle {s.name}: {row.points} points, val {row.val_score:.3f}, test {row.test_score:.3f} "
-            f"({row.seconds:.1f} s)")
-        rows.append(row)
-    return rows
-
-
 def pinned_figures(advisor: dict[str, Any], stored: dict[str, Any], added: list[dict[str, Any]],
                    n_test: int) -> dict[str, Any]:
     """The advisor against the pinned oracle: the stored oracle's rows plus the ``added`` linear rows.
@@ -648,34 +667,64 @@ def pinned_figures(advisor: dict[str, Any], stored: dict[str, Any], added: list[
     }
 
 
-def evaluate_reusing(spec: ScenarioSpec, registry: Any, out: Path, stored: dict[str, Any], trials: int | None = None,
-                     log: Any = print) -> ScenarioResult:
-    """The current advisor against the stored (pinned) oracle of the same scenario plus the linear grids."""
+#: The figures of ``pinned_figures`` that are about compute. Under ``--reuse-oracle`` they come from the pinned
+#: oracle; the others (regret, verdict, floor, fixed policies) from the current oracle of the same split.
+COMPUTE_FIGURES = ("oracle_seconds", "oracle_fits", "advisor_fits", "compute_ratio_seconds", "compute_ratio_models")
+
+
+def reused_figures(advisor: dict[str, Any], stored: dict[str, Any], current: dict[str, Any],
+                   n_test: int) -> dict[str, Any]:
+    """The advisor's figures on the scenario's own seed: quality against ``current`` (the oracle run with today's
+    strategies and rule, ``cached_oracle``), compute against ``stored`` (pinned) plus ``current``'s linear rows.
+
+    The pinned oracle fixes the compute denominator (a bigger oracle cannot meet the target); its rows and
+    verdict measured the strategies' code of its day, so grading today's advisor against them would mix code
+    versions. Its verdict is kept as ``pinned_verdict_code``.
+    """
+    added = [r for r in current["rows"] if r["strategy"] in LINEAR_GRIDS]
+    compute = pinned_figures(advisor, stored, added, n_test)
+    quality = pinned_figures(advisor, {"oracle": current, "floors": stored["floors"]}, [], n_test)
+    return {**quality, **{k: compute[k] for k in COMPUTE_FIGURES},
+            "pinned_verdict_code": stored["oracle"].get("verdict_code")}
+
+
+def evaluate_reusing(spec: ScenarioSpec, registry: Any, out: Path, stored: dict[str, Any], cache_root: str | Path,
+                     refresh: bool = False, trials: int | None = None, log: Any = print) -> ScenarioResult:
+    """The current advisor on the scenario's own seed: compute against the stored (pinned) oracle plus the linear
+    grids, quality against the current oracle of that split (``cached_oracle``: read, or run and stored)."""
     if stored.get("error") or not stored.get("oracle"):
         raise InputError(f"{spec.name}: the stored result has no oracle ({stored.get('error') or 'empty'})")
     prep = prepare(spec, registry, log)
     if prep.sizes != stored["sizes"]:
         raise InputError(f"{spec.name}: splits differ from the stored oracle's ({prep.sizes} != {stored['sizes']})")
+    strategies = registry.select_strategies(None)
+    doc, _ = cached_oracle(spec, 0, prep, strategies, spec.oracle == "quick", cache_root, refresh, log)
     advisor, _ = run_advisor(prep, registry, out / "runs" / spec.name, trials=trials, log=log)
-    test = prep.inputs.splits.test
-    added = [{k: v for k, v in asdict(r).items() if k != "test_pred"}
-             for r in linear_rows(oracle_task(prep, spec.seed), registry.select_strategies(None), test, log)]
-    pin = pinned_figures(advisor, stored, added, len(test))
+    return reused_result(spec, prep.protocol, prep.sizes, prep.prepare_s, advisor, stored, doc["oracle"], log)
+
+
+def reused_result(spec: ScenarioSpec, protocol: str, sizes: dict[str, int], prepare_s: float,
+                  advisor: dict[str, Any], stored: dict[str, Any], current: dict[str, Any],
+                  log: Any = print) -> ScenarioResult:
+    """The scenario's result on its own seed from the advisor's record, the pinned and the current oracle."""
+    pin = reused_figures(advisor, stored, current, sizes["test"])
     o = stored["oracle"]
     ranking = advisor["advice_ranking"]
-    scores = {r["strategy"]: r["test_score"] for r in list(o["rows"]) + added}
+    scores = {r["strategy"]: r["test_score"] for r in current["rows"]}
     top = ranking[0] if ranking else None
     log(f"  pinned: regret {pin['regret_vs_best']} pts, compute {pin['compute_ratio_seconds']} s-ratio / "
         f"{pin['compute_ratio_models']} model-ratio, floor {pin['advisor_at_or_above_floor']}, "
-        f"verdict {advisor['verdict_code']} vs {o['verdict_code']}")
+        f"verdict {advisor['verdict_code']} vs {current['verdict_code']} (pinned: {o['verdict_code']})")
     return ScenarioResult(
-        name=spec.name, protocol=stored["protocol"] + "; oracle reused (pinned) + linear grids", sizes=prep.sizes,
-        advisor=advisor, oracle={**o, "added_rows": added}, floors=stored["floors"],
-        regret=pin["regret_vs_stored_choice"], regret_vs_test_best=pin["regret_vs_best"],
+        name=spec.name, protocol=protocol + "; oracle: current (cached) for quality, pinned + linear grids for compute",
+        sizes=sizes, advisor=advisor,
+        oracle={**current, "pinned": {"seconds": o["seconds"], "verdict_code": o["verdict_code"],
+                                      "chosen": o["chosen"], "chosen_test": o["chosen_test"]}},
+        floors=stored["floors"], regret=pin["regret_vs_stored_choice"], regret_vs_test_best=pin["regret_vs_best"],
         verdict_agrees=pin["verdict_agrees"], kendall_tau=kendall_tau(ranking, scores), advice_top=top,
         advice_top_regret=round(100 * (pin["best_test"] - scores[top]), 2) if top in scores else None,
         compute_ratio=pin["compute_ratio_seconds"], advisor_at_or_above_floor=pin["advisor_at_or_above_floor"],
-        prepare_s=prep.prepare_s, pinned=pin,
+        prepare_s=prepare_s, pinned=pin,
     )
 
 
@@ -697,13 +746,26 @@ def oracle_grid_definition(small: bool) -> dict[str, Any]:
     """What the oracle's grid is made of (hashed into the cache's oracle version)."""
     return {"knobs": KNOBS, "lr_factors": LR_FACTORS, "fixed_freeze": FIXED_FREEZE, "linear_grids": LINEAR_GRIDS,
             "seeds": 2 if small else 3, "freeze": "{0, depth-2}" if small else "{0, depth-2, depth-1}",
-            "seed_rule": "seed + 1000 r", "verdict": "samples-only paired bootstrap, B vs target_only"}
+            "seed_rule": "seed + 1000 r",
+            "verdict": "samples-only paired bootstrap, B vs the best reference-role row by validation"}
 
 
 def oracle_json(result: OracleResult) -> dict[str, Any]:
     """The oracle's result as stored: rows without their test predictions."""
     return {**{k: v for k, v in asdict(result).items() if k != "rows"},
             "rows": [{k: v for k, v in asdict(r).items() if k != "test_pred"} for r in result.rows]}
+
+
+def oracle_key(spec: ScenarioSpec, split: int, prep: Prepared, strategies: list[Any], small: bool,
+               root: str | Path) -> tuple[dict[str, Any], Path]:
+    """The cache key of ``spec``'s oracle on split ``split`` (what it was run on) and the file it lives in."""
+    version = oracle_cache.oracle_version(oracle_grid_definition(small))
+    key = {"scenario": spec.name, "split": split, "seed": spec.seed, "oracle_version": version,
+           "size": "quick" if small else "full", "sizes": prep.sizes,
+           "spec": {k: getattr(spec, k) for k in ("demo", "source", "target", "labels_per_class", "preprocess",
+                                                    "model")},
+           "strategies": sorted(s.name for s in strategies)}
+    return key, oracle_cache.cache_path(root, spec.name, split, version)
 
 
 def cached_oracle(spec: ScenarioSpec, split: int, prep: Prepared, strategies: list[Any], small: bool,
@@ -713,13 +775,7 @@ def cached_oracle(spec: ScenarioSpec, split: int, prep: Prepared, strategies: li
 
     Returns the cache document (``key``, ``oracle``, ``test_pred``, ``test_y``) and whether it was read.
     """
-    version = oracle_cache.oracle_version(oracle_grid_definition(small))
-    key = {"scenario": spec.name, "split": split, "seed": spec.seed, "oracle_version": version,
-           "size": "quick" if small else "full", "sizes": prep.sizes,
-           "spec": {k: getattr(spec, k) for k in ("demo", "source", "target", "labels_per_class", "preprocess",
-                                                    "model")},
-           "strategies": sorted(s.name for s in strategies)}
-    path = oracle_cache.cache_path(root, spec.name, split, version)
+    key, path = oracle_key(spec, split, prep, strategies, small, root)
     if not refresh:
         doc = oracle_cache.read(path, key)
         if doc is not None:
@@ -764,7 +820,7 @@ def split_row(split: int, seed: int, advisor: dict[str, Any], oracle: dict[str, 
 def first_split_row(res: ScenarioResult, seed: int) -> dict[str, Any]:
     """The row of the scenario's own split seed, from the result ``evaluate`` or ``evaluate_reusing`` made."""
     if res.pinned is not None:
-        return split_row(0, seed, res.advisor, res.oracle, res.floors, res.pinned, "pinned")
+        return split_row(0, seed, res.advisor, res.oracle, res.floors, res.pinned, "cache; compute: pinned")
     figures = pinned_figures(res.advisor, {"oracle": res.oracle, "floors": res.floors}, [], res.sizes["test"])
     return split_row(0, seed, res.advisor, res.oracle, res.floors, figures, "run")
 
@@ -799,6 +855,58 @@ def combine_splits(res: ScenarioResult, rows: list[dict[str, Any]]) -> ScenarioR
     oracle = {**res.oracle, "verdict_codes_by_split": codes,
               "verdict_code": codes[0] if len(set(codes)) == 1 else "unstable"}
     return replace(res, advisor=advisor, floors=floors, oracle=oracle, splits=rows)
+
+
+def rescore(spec: ScenarioSpec, registry: Any, previous: dict[str, Any], args: argparse.Namespace,
+            log: Any = print) -> ScenarioResult:
+    """A stored result (``--rescore DIR``) graded again against the current oracle of each split, nothing retrained
+    on the advisor's side: its picks, test scores and verdicts are the stored ones, so are its compute figures.
+
+    For when the oracle changed (``ORACLE_VERSION``) and the advisor did not: every split's oracle comes from
+    ``cached_oracle`` (read, or run and stored); regret, verdict agreement, floors and fixed policies are
+    recomputed; seconds, fits and the compute ratios are kept as measured.
+    """
+    res = ScenarioResult(**previous)
+    if res.error is not None or not res.splits:
+        return res
+    strategies = registry.select_strategies(None)
+    small = args.quick or spec.oracle == "quick"
+    rows, current = [], {}
+    for row in res.splits:
+        k = int(row["split"])
+        at = replace(spec, seed=spec.seed + k)
+        prep = prepare(at, registry, log)
+        doc, _ = cached_oracle(at, k, prep, strategies, small, args.oracle_cache, False, log)
+        current[k] = (doc["oracle"], len(prep.inputs.splits.test))
+        advisor = {**row["advisor"], "fits": {"total": row["advisor"].get("fits")}, "stopped": {}}
+        figures = pinned_figures(advisor, {"oracle": doc["oracle"], "floors": row["floors"]}, [], current[k][1])
+        new = split_row(k, int(row["seed"]), advisor, doc["oracle"], row["floors"], figures, "cache (rescored)")
+        new["compute"], new["compute_source"] = row["compute"], row.get("compute_source", row["oracle_source"])
+        new["oracle"].update({key: row["oracle"][key] for key in ("seconds", "fits")})
+        rows.append(new)
+        log(f"  split {k}: advisor {row['advisor']['verdict_code']} vs oracle {row['oracle']['verdict_code']} -> "
+            f"{doc['oracle']['verdict_code']}")
+    o, n_test = current[0]
+    first = rows[0]
+    advisor = {**res.advisor, "test_score": first["advisor"]["test_score"]}
+    q = pinned_figures(advisor, {"oracle": o, "floors": first["floors"]}, [], n_test)
+    pin = None
+    if res.pinned:
+        pin = {**q, **{k: res.pinned[k] for k in COMPUTE_FIGURES},
+               "pinned_verdict_code": res.pinned.get("pinned_verdict_code", res.pinned["oracle_verdict_code"])}
+    ranking = res.advisor.get("advice_ranking") or []
+    scores = {r["strategy"]: r["test_score"] for r in o["rows"]}
+    top = ranking[0] if ranking else None
+    old_o = res.oracle
+    out = replace(res, advisor=advisor, oracle={**o, "pinned": {k: old_o.get(k) for k in ("seconds", "chosen",
+                                                                                         "chosen_test")}},
+                  regret=q["regret_vs_stored_choice"], regret_vs_test_best=q["regret_vs_best"],
+                  verdict_agrees=q["verdict_agrees"], kendall_tau=kendall_tau(ranking, scores),
+                  advice_top=top, advice_top_regret=round(100 * (q["best_test"] - scores[top]), 2)
+                  if top in scores else None, advisor_at_or_above_floor=q["advisor_at_or_above_floor"], pinned=pin,
+                  floors={k: v for k, v in res.floors.items() if k not in ("best_by_split",)} | {
+                      "best": first["floors"]["best"]})
+    return combine_splits(out, rows)
 
 
 def lodo_advice_model(spec: ScenarioSpec, folder: Path) -> tuple[Path, dict[str, Any]]:
@@ -857,8 +965,8 @@ def evaluate_scenario(spec: ScenarioSpec, registry: Any, out: Path, args: argpar
                 stored_file = Path(args.reuse_oracle) / f"{spec.name}.json"
                 if not stored_file.exists():
                     raise InputError(f"{stored_file}: no stored oracle result for this scenario")
-                res = evaluate_reusing(spec, registry, out, json.loads(stored_file.read_text()),
-                                       trials=args.advisor_trials, log=log)
+                res = evaluate_reusing(spec, registry, out, json.loads(stored_file.read_text()), args.oracle_cache,
+                                       args.refresh_oracle, trials=args.advisor_trials, log=log)
             else:
                 res = evaluate(spec, registry, out, args.quick, trials=args.advisor_trials, log=log)
             rows = [first_split_row(res, spec.seed)]
@@ -1120,6 +1228,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--advice-model", choices=("lodo", "shipped"), default="lodo",
                         help="lodo (default): the learned advice refitted without the scenario's target domain; "
                              "shipped: the shipped model as is (fitted on these scenarios: in-sample)")
+    parser.add_argument("--rescore", metavar="DIR",
+                        help="run no advisor: grade the per-scenario results in DIR again against the current "
+                             "oracle of each split (cached, or run and stored); compute figures stay as measured")
     parser.add_argument("--from-results", action="store_true",
                         help="run nothing: rebuild quality.json/.md from the per-scenario JSON files in --out")
     args = parser.parse_args(argv)
@@ -1158,10 +1269,20 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --reuse-oracle DIR and --out must differ (the stored oracle results stay as they are)",
               file=sys.stderr)
         return 2
+    if args.rescore and Path(args.rescore).resolve() == out.resolve():
+        print("error: --rescore DIR and --out must differ (the graded results stay as they are)", file=sys.stderr)
+        return 2
     for spec in specs:
         log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
         try:
-            res = evaluate_scenario(spec, registry, out, args, log=log)
+            if args.rescore:
+                previous = Path(args.rescore) / f"{spec.name}.json"
+                if not previous.exists():
+                    print(f"[{spec.name}] skipped: no {previous}", file=sys.stderr, flush=True)
+                    continue
+                res = rescore(spec, registry, json.loads(previous.read_text()), args, log=log)
+            else:
+                res = evaluate_scenario(spec, registry, out, args, log=log)
         except InputError as exc:
             print(f"[{spec.name}] refused: {exc}", file=sys.stderr, flush=True)
             res = ScenarioResult(spec.name, "", {}, {}, {}, {}, None, None, None, None, None, None, None, None,
@@ -1170,7 +1291,7 @@ def main(argv: list[str] | None = None) -> int:
         (out / f"{spec.name}.json").write_text(json.dumps(asdict(res), indent=1, default=str))
     summary = summarize(results)
     doc = {"scenarios_file": args.scenarios, "quick": args.quick, "reuse_oracle": args.reuse_oracle,
-           "splits": args.splits, "advice_model": args.advice_model,
+           "splits": args.splits, "advice_model": args.advice_model, "rescored_from": args.rescore,
            "summary": summary, "argv": sys.argv[1:],
            "results": [asdict(r) for r in results], "machine": machine(),
            "date": measured}

@@ -136,6 +136,26 @@ def test_verdict_rule() -> None:
     assert (code, pick_b) == ("no_gain", False)
 
 
+def test_oracle_decision_takes_the_best_reference_role_row() -> None:
+    from bench.quality import oracle_decision
+
+    y = np.arange(200) % 4
+    good, bad = y.copy(), (y + 1) % 4
+    half = np.where(np.arange(200) < 100, y, (y + 1) % 4)
+    rows = [{"strategy": "target_only", "val_score": 0.4, "test_score": 0.5},
+            {"strategy": "target_linear", "val_score": 0.6, "test_score": 1.0},
+            {"strategy": "finetune", "val_score": 0.7, "test_score": 0.5},
+            {"strategy": "l2sp", "val_score": 0.5, "test_score": 0.0}]
+    preds = {"target_only": [bad], "target_linear": [good], "finetune": [half], "l2sp": [bad]}
+    d = oracle_decision(rows, {"target_only", "target_linear"}, preds, y, "accuracy", 0)
+    assert (d["reference"], d["best_transfer"]) == ("target_linear", "finetune")
+    assert d["verdict_code"] == "transfer_hurts" and d["chosen"] == "target_linear" and d["chosen_test"] == 1.0
+    assert d["test_gain"] == -0.5 and d["test_gain_ci"][1] < 0
+    rows[0]["val_score"] = 0.65  # target_only now leads its role: against it, finetune helps
+    d = oracle_decision(rows, {"target_only", "target_linear"}, preds, y, "accuracy", 0)
+    assert (d["reference"], d["verdict_code"], d["chosen"]) == ("target_only", "transfer_helps", "finetune")
+
+
 def test_floors_on_synthetic_features() -> None:
     source = _domain([30, 30, 30], seed=1)
     splits = fixed_splits(_domain([30, 30, 30], seed=2), labels_per_class=3)
@@ -253,25 +273,33 @@ def test_reuse_oracle_on_a_tiny_scenario(tmp_path: Path) -> None:
     tgt = _npz(tmp_path / "tgt.npz", _domain([12, 12, 12], seed=2), counts=True)
     toml = tmp_path / "s.toml"
     toml.write_text(f'[[scenario]]\nname = "toy"\nsource = "{src}"\ntarget = "{tgt}"\nlabels_per_class = 3\n'
-                    'preprocess = "l1-zscore"\n')
+                    'preprocess = "l1-zscore"\noracle = "quick"\n')
     stored = tmp_path / "stored"
     stored.mkdir()
     (stored / "toy.json").write_text(json.dumps(_stored_oracle("toy", {"source": 90, "train": 9, "val": 12,
                                                                        "test": 15})))
-    out = tmp_path / "out"
+    out, cache = tmp_path / "out", tmp_path / "oracle"
     assert main(["--scenarios", str(toml), "--reuse-oracle", str(stored), "--out", str(stored)]) == 2
     # One trial per strategy: the default budget is the real runs' business, too slow for a unit test.
     assert main(["--scenarios", str(toml), "--reuse-oracle", str(stored), "--out", str(out),
-                 "--advisor-trials", "1"]) == 0
+                 "--advisor-trials", "1", "--oracle-cache", str(cache)]) == 0
     res = json.loads((out / "toy.json").read_text())
     pin, fits = res["pinned"], res["advisor"]["fits"]
-    added = {r["strategy"]: r for r in res["oracle"]["added_rows"]}
-    assert (added["target_linear"]["points"], added["target_linear"]["fits"]) == (5, 6)
-    assert (added["pooled_linear"]["points"], added["pooled_linear"]["fits"]) == (15, 16)
+    # quality against the current oracle of the same split (run now and cached), compute against the pinned one
+    assert len(list(cache.glob("toy/split-0-v*.json.gz"))) == 1
+    current = {r["strategy"]: r for r in res["oracle"]["rows"]}
+    assert {"target_only", "target_linear", "pooled_linear", "finetune"} <= set(current)
+    assert (current["target_linear"]["points"], current["target_linear"]["fits"]) == (5, 6)
+    assert (current["pooled_linear"]["points"], current["pooled_linear"]["fits"]) == (15, 16)
     assert pin["oracle_fits"]["pinned"] == 90 + 22
+    assert pin["pinned_verdict_code"] == res["oracle"]["pinned"]["verdict_code"] == "transfer_helps"
+    assert pin["oracle_verdict_code"] == res["oracle"]["verdict_code"]
+    best = max(current.values(), key=lambda r: (r["test_score"], -r["val_score"]))
+    assert pin["best_test"] == best["test_score"]  # the pinned toy rows (0.6, 0.7) play no part in quality
     assert fits["trials"] >= 7 and fits["retrains"] >= 2 and fits["seed_repeats"] > 0
     assert fits["total"] == sum(fits["per_strategy"].values()) == pin["advisor_fits"]
     assert pin["compute_ratio_seconds"] == round(res["advisor"]["seconds"] / pin["oracle_seconds"]["pinned"], 3)
     doc = json.loads((out / "quality.json").read_text())
     assert doc["summary"]["pinned"]["scenarios"] == 1 and "fixed policy" in (out / "quality.md").read_text()
     assert not list((out / "runs").glob("**/meta*"))  # no meta-store written beside the run
+    assert main(["--scenarios", str(toml), "--rescore", str(out), "--out", str(out)]) == 2

@@ -103,6 +103,46 @@ def test_oracle_cache_is_written_once_and_read_without_training(tmp_path: Path) 
     assert not hit and sum(counts.values()) > 0
 
 
+def test_oracle_refresh_refits_only_the_target_fitted_rows(tmp_path: Path) -> None:
+    """bench.oracle_refresh: an old-version cache file becomes a current one; only the reference-role and linear
+    rows train again (reproducing themselves here, the code being the same), the others are kept as stored."""
+    import gzip
+    from dataclasses import replace
+
+    from advisor.plugin.registry import build_registry
+    from bench.oracle_refresh import PREVIOUS_VERSION, refresh_split
+
+    specs = load_specs(_toml(tmp_path))
+    reg = build_registry(load_entry_points=True, plugins=[("quality", QualityPlugin(specs))])
+    at = replace(specs[0], seed=1)
+    prep = prepare(at, reg, log=lambda m: None)
+    strategies = [reg.strategy(n) for n in ("target_only", "target_linear", "finetune")]
+    root = tmp_path / "cache"
+    doc, _ = cached_oracle(at, 1, prep, strategies, True, root, log=lambda m: None)
+    current = next(root.glob("toy/split-1-v*.json.gz"))
+    old = current.with_name(f"split-1-{PREVIOUS_VERSION}-00000000.json.gz")
+    with gzip.open(old, "wt") as fh:  # an old file: its target_only row and verdict are stale
+        stale = json.loads(json.dumps(doc))
+        stale["oracle"]["rows"] = [{**r, "test_score": 0.0} if r["strategy"] == "target_only" else r
+                                   for r in stale["oracle"]["rows"]]
+        stale["oracle"]["verdict_code"] = "stale"
+        json.dump(stale, fh)
+    current.unlink()
+    with count_fits(strategies) as counts:
+        info = refresh_split(at, 1, prep, strategies, True, root, log=lambda m: None)
+    assert counts["finetune"] == 0 and counts["target_only"] > 0 and counts["target_linear"] > 0
+    assert info["before"]["verdict_code"] == "stale" and info["after"]["verdict_code"] == doc["oracle"]["verdict_code"]
+    with count_fits(strategies) as counts:
+        new, hit = cached_oracle(at, 1, prep, strategies, True, root, log=lambda m: None)
+    assert hit and sum(counts.values()) == 0 and new["refreshed"]["from"] == old.name
+
+    def rows(d: dict) -> dict:
+        return {r["strategy"]: {k: v for k, v in r.items() if k != "seconds"} for r in d["oracle"]["rows"]}
+
+    assert rows(new) == rows(json.loads(json.dumps(doc)))
+    assert new["test_pred"] == json.loads(json.dumps(doc["test_pred"]))
+
+
 def _row(split: int, a_code: str, o_code: str, regret: float, fixed: dict[str, float]) -> dict:
     return {"split": split, "seed": split, "oracle_source": "cache", "regret_vs_best": regret,
             "advisor": {"strategy": "finetune", "verdict_code": a_code, "test_score": 0.6},
@@ -159,8 +199,9 @@ def test_two_splits_end_to_end_and_rerun_reads_the_cache(tmp_path: Path) -> None
     assert main([*argv, "--out", str(out)]) == 0
     res = json.loads((out / "toy.json").read_text())
     assert [r["split"] for r in res["splits"]] == [0, 1] and [r["seed"] for r in res["splits"]] == [0, 1]
-    assert [r["oracle_source"] for r in res["splits"]] == ["pinned", "cache: computed now"]
-    assert res["splits"][0]["oracle"]["verdict_code"] == "transfer_helps"  # the stored one
+    assert [r["oracle_source"] for r in res["splits"]] == ["cache; compute: pinned", "cache: computed now"]
+    assert res["oracle"]["pinned"]["verdict_code"] == "transfer_helps"  # the stored one, kept for the record
+    assert res["splits"][0]["oracle"]["verdict_code"] == res["pinned"]["oracle_verdict_code"]  # the current one
     assert res["splits"][0]["regret_vs_best"] == res["pinned"]["regret_vs_best"]
     for key in ("advisor", "oracle", "floors", "regret_vs_best", "fixed_policy_regret", "compute"):
         assert key in res["splits"][1]
@@ -181,3 +222,16 @@ def test_two_splits_end_to_end_and_rerun_reads_the_cache(tmp_path: Path) -> None
     assert main([*argv, "--out", str(out), "--from-results"]) == 0
     rebuilt = json.loads((out / "quality.json").read_text())["summary"]["splits"]
     assert rebuilt == summary
+    # --rescore against the same cached oracles grades the stored results to the same figures, training nothing
+    assert main(["--scenarios", str(toml), "--splits", "2", "--oracle-cache", str(cache), "--rescore", str(out),
+                 "--out", str(tmp_path / "rescored")]) == 0
+    regraded = json.loads((tmp_path / "rescored" / "toy.json").read_text())
+    assert {r["oracle_source"] for r in regraded["splits"]} == {"cache (rescored)"}
+    assert [r["compute_source"] for r in regraded["splits"]] == [r["oracle_source"] for r in res["splits"]]
+    for old, new in zip(res["splits"], regraded["splits"], strict=True):
+        for key in ("advisor", "oracle", "floors", "regret_vs_best", "fixed_policy_regret", "verdict_agrees",
+                    "compute"):
+            assert new[key] == old[key], key
+    assert regraded["pinned"] == res["pinned"] and regraded["advisor"]["test_score"] == res["advisor"]["test_score"]
+    rescored = json.loads((tmp_path / "rescored" / "quality.json").read_text())
+    assert rescored["summary"]["splits"] == summary and rescored["rescored_from"] == str(out)
