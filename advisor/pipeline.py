@@ -24,7 +24,7 @@ from advisor import __version__
 from advisor.advice.quick import Advice, quick_advice
 from advisor.errors import AdvisorFailure, InputError
 from advisor.models.inputs import InputRequest, ResolvedInputs, input_description, resolve_inputs
-from advisor.plugin.contracts import TransferTask
+from advisor.plugin.contracts import TransferTask, is_deterministic
 from advisor.plugin.registry import Registry, get_registry
 from advisor.runs.files import atomic_write_text, check_export_target, check_writable
 from advisor.runs.location import DEFAULT_RUNS_DIR, RunLocation, is_rdb_url, mask_url
@@ -132,6 +132,7 @@ class StrategyRow:
     stopped: dict[str, Any] | None = None  # racing: {"after_trials", "reason"}; None when its budget ran
     warm_start: list[str] = field(default_factory=list)  # meta-store record ids whose settings it tried first
     cv_score: float | None = None  # out-of-fold score on train+val (``advisor.search.crossval``); None: no candidate
+    deterministic: bool = False  # its fit is the same for every seed: one fit stands for each seed (no seed spread)
 
 
 def task_fingerprint(inputs: ResolvedInputs, score_name: str, seed: int, max_epochs: int) -> str:
@@ -456,9 +457,12 @@ def _seed_predictions(strategy: Any, task: TransferTask, params: dict[str, Any],
     own fit (r = 0) is not among them, because that fit's validation score is what made the trial win
     (winner's curse).
     """
-    preds = [strategy.fit(replace(task, seed=task.seed + SEED_STEP * r), dict(params), None).val_pred
-             for r in range(first, first + max(1, n_seeds))]
-    return np.stack([np.asarray(p, dtype=np.int64) for p in preds])
+    seeds = range(first, first + max(1, n_seeds))
+    if is_deterministic(strategy):  # the same predictions for every seed: one fit stands for them all
+        seeds = range(first, first + 1)
+    preds = [strategy.fit(replace(task, seed=task.seed + SEED_STEP * r), dict(params), None).val_pred for r in seeds]
+    out = np.stack([np.asarray(p, dtype=np.int64) for p in preds])
+    return np.repeat(out, max(1, n_seeds), axis=0) if len(out) < max(1, n_seeds) else out
 
 
 def _select_reference(strategy: Any, task: TransferTask, study: Any, n_seeds: int,
@@ -473,7 +477,8 @@ def _select_reference(strategy: Any, task: TransferTask, study: Any, n_seeds: in
     Returns (trial, predictions per seed) or ``None`` without trials.
     """
     y_val = task.target_val.y
-    candidates = _ranked_trials(study)[:REFERENCE_CANDIDATES]
+    # a deterministic fit repeats its trial's score on every seed: screening would only reproduce the ranking
+    candidates = _ranked_trials(study)[:1 if is_deterministic(strategy) else REFERENCE_CANDIDATES]
     screen = min(n_seeds, REFERENCE_SCREEN_SEEDS) if len(candidates) > 1 else n_seeds
     best: tuple[float, Any, np.ndarray] | None = None
     for t in candidates:
@@ -484,7 +489,9 @@ def _select_reference(strategy: Any, task: TransferTask, study: Any, n_seeds: in
     if best is None:
         return None
     _, trial, preds = best
-    if len(preds) < n_seeds:  # the survivor gets the rest of its seeds (the same seeds as every other arm)
+    if len(preds) < n_seeds and is_deterministic(strategy):  # every seed predicts what the screened ones did
+        preds = np.repeat(preds[:1], n_seeds, axis=0)
+    elif len(preds) < n_seeds:  # the survivor gets the rest of its seeds (the same seeds as every other arm)
         more = _seed_predictions(strategy, task, trial_params(trial), n_seeds - len(preds), first=len(preds) + 1)
         preds = np.concatenate([preds, more])
     return trial, preds
@@ -553,7 +560,8 @@ def _row(st: SearchState, rep: SeedRepeats, advice_row: Any, score_name: str, y_
         vacc = float(seed_scores("accuracy", y_val, rep.preds).mean())
     return StrategyRow(name, st.strategy.family, status, rep.params, val, vacc, ci, None, None, False, a.risk,
                        list(a.reasons) + _fit_reasons(rep.trial.user_attrs.get("info", {})), done, st.budget,
-                       st.errors[-3:], st.strategy.role, seeds, stop, warm_started(st.study))
+                       st.errors[-3:], st.strategy.role, seeds, stop, warm_started(st.study),
+                       deterministic=is_deterministic(st.strategy))
 
 
 def _apply_gap(row: StrategyRow, gap: Gap, score_name: str) -> None:
@@ -590,17 +598,20 @@ def _retrain(strategy: Any, task: TransferTask, params: dict[str, Any], n_seeds:
              test: Any, start: int = 0) -> tuple[Any, np.ndarray]:
     """Retrain on train+val with ``n_seeds`` seeds (``task.seed + SEED_STEP * r``, r = start..start+n-1) and
     predict the test split once per seed: one retrain's luck must not decide the verdict. Returns the first
-    seed's model (r = 0: the one exported; None when ``start`` > 0) and the predictions (seeds x n)."""
+    seed's model (r = 0: the one exported; None when ``start`` > 0) and the predictions (seeds x n).
+    A deterministic strategy is fitted once and its predictions stand for every seed."""
     from advisor.search.training import predict
 
     full = replace(task, target_train=task.target_train.concat(task.target_val, name="target/train+val"),
                    target_val=None)
+    n = max(1, n_seeds)
     first, preds = None, []
-    for r in range(start, start + max(1, n_seeds)):
+    for r in range(start, start + (1 if is_deterministic(strategy) else n)):
         fit = strategy.fit(replace(full, seed=task.seed + SEED_STEP * r), dict(params), None)
         first = fit.model if r == 0 else first
         preds.append(predict(fit.model, test.X, task.device))
-    return first, np.stack(preds)
+    out = np.stack(preds)
+    return first, np.repeat(out, n, axis=0) if len(out) < n else out
 
 
 def _recommendation(v: Verdict, rows: dict[str, StrategyRow], params: dict[str, Any], test_pred: np.ndarray,

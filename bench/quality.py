@@ -110,7 +110,7 @@ import numpy as np
 from advisor import hookimpl
 from advisor.data.domain import Domain, TargetSplits
 from advisor.errors import InputError
-from advisor.plugin.contracts import ScenarioData, TransferTask
+from advisor.plugin.contracts import ScenarioData, TransferTask, is_deterministic
 from advisor.search.scoring import paired_bootstrap_diff, score
 from advisor.verdict.rules import REFERENCE_ROLE
 
@@ -528,7 +528,11 @@ def run_advisor(prep: Prepared, registry: Any, run_dir: Path, trials: int | None
     ranking = [r["strategy"] for r in doc["advice"]["ranking"]]
     rows = doc["strategies"]
     n_trials = sum(int(r.get("trials") or 0) for r in rows)
-    retrains = 2 * int(rec.get("test_retrains") or 0)  # B's and the reference's
+    # B's and the reference's; a deterministic strategy fits once per look (advisor.pipeline._retrain)
+    per_arm, seeds = int(rec.get("test_retrains") or 0), int(doc.get("intervals", {}).get("seeds") or 1)
+    looks = -(-per_arm // max(1, seeds))
+    retrains = sum(looks if is_deterministic(registry.strategy(n)) else per_arm
+                   for n in (rec.get("best_transfer_strategy"), rec.get("reference")) if n)
     folds = int((rec.get("selected_by") or {}).get("crossval_folds") or 0)
     crossval = folds * sum(1 for r in rows if r.get("cv_score") is not None)  # B's and the reference's pick
     total = sum(counts.values())

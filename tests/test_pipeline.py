@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import optuna
 import pytest
+import torch
 
 from advisor.data.domain import Domain
 from advisor.pipeline import _select_reference
@@ -101,6 +102,63 @@ def test_reference_candidates_are_screened_then_the_winner_gets_every_seed() -> 
     assert len(strategy.seeds) == 3 * REFERENCE_SCREEN_SEEDS + (5 - REFERENCE_SCREEN_SEEDS)
     winner = sorted(s for lr, s in strategy.seeds if lr == trial.params["lr"])
     assert winner == [SEED_STEP * r for r in range(1, 6)]  # the same fresh seeds as every other arm
+
+
+@dataclass
+class _Full:
+    """What _retrain reads from a TransferTask: the splits it joins, the seed it replaces, the device."""
+
+    target_train: Domain
+    target_val: Domain
+    seed: int = 0
+    device: str = "cpu"
+
+
+class _Deterministic(_Counting):
+    """The same predictions for every seed (a convex fit from a fixed start), declared."""
+
+    deterministic = True
+
+    def fit(self, task, params, report):
+        self.seeds.append((params["lr"], task.seed))
+        pred = Y_VAL.copy()
+        pred[: int(params["lr"])] = 1 - pred[: int(params["lr"])]
+        return FitResult(model=None, val_score=None, val_pred=pred)
+
+
+def test_a_deterministic_strategy_is_fitted_once_for_every_seed() -> None:
+    """Seed repeats, the reference's selection and the retrains fit a deterministic setting once; its
+    predictions stand for every seed, so every arm still has n_seeds rows (with no spread between them)."""
+    from types import SimpleNamespace
+
+    from advisor.pipeline import _retrain, _seed_predictions
+
+    val = Domain("v", np.zeros((20, 1), np.float32), Y_VAL, ("a", "b"), "features")
+    strategy = _Deterministic()
+    preds = _seed_predictions(strategy, _Task(val), {"lr": 2.0}, n_seeds=5)
+    assert preds.shape == (5, 20) and (preds == preds[0]).all() and len(strategy.seeds) == 1
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    dist = {"lr": optuna.distributions.FloatDistribution(0.5, 3.0)}
+    for lr, value in ((1.0, 0.95), (2.0, 0.9), (3.0, 0.85)):
+        study.add_trial(optuna.trial.create_trial(params={"lr": lr}, distributions=dist, value=value))
+    strategy = _Deterministic()
+    trial, preds = _select_reference(strategy, _Task(val), study, n_seeds=5, score_name="accuracy")
+    assert trial.params["lr"] == 1.0 and preds.shape == (5, 20)
+    assert strategy.seeds == [(1.0, 1000)]  # no screening: it would only reproduce the trials' ranking
+
+    class _Retrained(_Deterministic):
+        def fit(self, task, params, report):
+            self.seeds.append((params["lr"], task.seed))
+            return FitResult(model=torch.nn.Linear(1, 2), val_score=None, val_pred=None)
+
+    strategy = _Retrained()
+    test = SimpleNamespace(X=np.zeros((7, 1), np.float32))
+    model, test_pred = _retrain(strategy, _Full(val, val), {"lr": 1.0}, 5, test)
+    assert test_pred.shape == (5, 7) and (test_pred == test_pred[0]).all() and len(strategy.seeds) == 1
+    assert isinstance(model, torch.nn.Linear)
+    _, more = _retrain(strategy, _Full(val, val), {"lr": 1.0}, 5, test, start=5)  # a second look: one more fit
+    assert more.shape == (5, 7) and len(strategy.seeds) == 2
 
 
 def test_recommend_without_any_strategy_plugin_says_so() -> None:

@@ -60,6 +60,7 @@ from advisor.plugin.contracts import (
     TransferTask,
     default_freeze_range,
     freeze_range,
+    is_deterministic,
 )
 from advisor.plugin.evidence import Evidence, LabelConflict, evidence, label_conflict, signal_value
 from advisor.plugin.hookspecs import MetricRegister, Register, ScenarioRegister, StrategyRegister, hookimpl
@@ -120,7 +121,7 @@ __all__ = [
     "Strategy", "Metric", "Scenario", "TransferTask", "FitResult", "Needs", "Risk", "MetricInputs",
     "MetricResult", "ScenarioData", "Domain", "TargetSplits", "ReportFn", "StrategyFamily", "StrategyRole",
     "MetricKind", "EvidenceKind", "FAMILIES", "ROLES", "METRIC_KINDS", "EVIDENCE_KINDS", "freeze_range",
-    "default_freeze_range",
+    "default_freeze_range", "is_deterministic",
     # reading signals
     "Evidence", "LabelConflict", "signal_value", "evidence", "label_conflict",
     # errors, scores, neighbours

@@ -152,6 +152,9 @@ class Strategy(Protocol):
     Optional: ``freeze_range(task) -> (lowest, highest)``, the freeze depths (frozen leading
     blocks) the strategy is meant for; the training engine clamps ``params["freeze"]`` into it.
     Without it every depth ``0 .. task.depth`` is allowed (``freeze_range`` below).
+    Optional: ``deterministic = True`` when ``fit`` returns the same predictions whatever ``task.seed``
+    (a convex fit to convergence from a fixed start): the advisor then fits a setting once where it
+    would repeat it over seeds, and counts that one fit for every seed (``is_deterministic`` below).
     """
 
     name: str
@@ -177,6 +180,11 @@ class Strategy(Protocol):
     def risks(self, signals: dict[str, MetricResult], task: TransferTask) -> list[Risk]:
         """Strategy-specific negative-transfer reasons, citing the signals."""
         ...
+
+
+def is_deterministic(strategy: object) -> bool:
+    """Whether ``strategy`` declares that its fit does not depend on the seed (``deterministic = True``)."""
+    return getattr(strategy, "deterministic", False) is True
 
 
 def default_freeze_range(task: TransferTask) -> tuple[int, int]:

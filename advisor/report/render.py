@@ -117,9 +117,12 @@ def _seeds_line(doc: dict[str, Any]) -> str:
                    "(two looks at 97% keep the chance of calling a strategy different from itself near 5%)")
     else:
         verdict = f"the test gain from {iv['seeds']} retrains per arm"
+    fixed = sorted(r["strategy"] for r in doc.get("strategies", []) if r.get("deterministic"))
+    fixed_note = (f" {', '.join(fixed)} {'fits' if len(fixed) == 1 else 'fit'} the same model whatever the seed: "
+                  "one fit stands for every seed, with no seed spread." if fixed else "")
     return (f"Intervals: {iv['level']:.0%}, over {iv['covers']}; validation scores and gaps from "
             f"{iv['seeds']} seed repeats of each best setting{raced_note} (not the search's own trial); "
-            f"{verdict}.")
+            f"{verdict}.{fixed_note}")
 
 
 def public(doc: dict[str, Any]) -> dict[str, Any]:

@@ -8,8 +8,11 @@
   source and target rows together, the target's share ``target_share`` (alpha) of the loss searched.
 
 The inputs are standardised with the statistics of the rows the model is fitted on, no column scaled by
-less than the median column's deviation (``Standardize.set_stats``). Both are convex, so their fit does
-not depend on the seed. The loss is the mean cross-entropy
+less than the median column's deviation (``Standardize.set_stats``). Both are strictly convex and start
+from the same weights whatever the task's seed, so a fit does not depend on the seed at all
+(``deterministic = True``: the advisor fits a setting once instead of once per seed; measured before the
+fixed start, five seeds' converged fits disagreed on 0-2 of 100 validation rows). The loss is the mean
+cross-entropy
 of each domain plus ``l2 / 2 * ||W||^2``: a setting means the same on any split size (the search,
 the seed repeats and the retrain on train+val).
 """
@@ -33,9 +36,14 @@ MAX_ITER = 300
 L2_RANGE = (1e-4, 1.0)
 
 
-def _linear_model(task: TransferTask, seed: int) -> Any:
+#: The seed of the linear head's starting weights: fixed, so that the fit is the same for every task seed.
+START_SEED = 0
+
+
+def _linear_model(task: TransferTask) -> Any:
     spec = task.backbone.spec
-    return sdk.build(sdk.ModelSpec("linear", spec.input_kind, tuple(spec.input_shape)), task.num_classes, seed=seed)
+    return sdk.build(sdk.ModelSpec("linear", spec.input_kind, tuple(spec.input_shape)), task.num_classes,
+                     seed=START_SEED)
 
 
 def _inputs(model: Any, X: np.ndarray, device: str, batch: int = 256) -> torch.Tensor:
@@ -62,7 +70,7 @@ def fit_linear(task: TransferTask, params: dict[str, Any], report: ReportFn | No
     import torch.nn.functional as F
 
     device = task.device
-    model = _linear_model(task, task.seed).to(device)
+    model = _linear_model(task).to(device)
     zt = _inputs(model, task.target_train.X, device)
     yt = torch.as_tensor(task.target_train.y, dtype=torch.long, device=device)
     rows = [zt]
@@ -115,6 +123,7 @@ class TargetLinear:
     role = "reference"
     description = "Multinomial logistic regression on the target's raw inputs (no transfer), L2 searched."
     needs = Needs()
+    deterministic = True
 
     def default_params(self, task: TransferTask) -> dict[str, Any]:
         return {"l2": 1e-2}
@@ -138,6 +147,7 @@ class PooledLinear:
     description = ("Logistic regression on the raw inputs of source and target rows together; the "
                    "target's share alpha of the loss is searched.")
     needs = Needs(source_data=True)
+    deterministic = True
 
     def default_params(self, task: TransferTask) -> dict[str, Any]:
         return {"l2": 1e-2, "target_share": 0.5}

@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from advisor.data.domain import Domain
 from advisor.models.architectures import build, linear_input_dim
 from advisor.models.backbone import ModelSpec
-from advisor.plugin.contracts import TransferTask
+from advisor.plugin.contracts import TransferTask, is_deterministic
 from advisor.search.training import predict
 
 CLASSES = tuple(str(i) for i in range(10))
@@ -57,7 +57,9 @@ def test_target_linear_reports_once_and_is_seed_free(digits):
     task.seed = 7
     b = TargetLinear().fit(task, {"l2": 1e-3}, None)
     assert seen == [(0, a.val_score)]
-    assert np.array_equal(a.val_pred, b.val_pred)  # convex: the seed cannot change the optimum
+    assert np.array_equal(a.val_pred, b.val_pred)  # convex from a fixed start: the seed changes nothing
+    assert np.array_equal(a.model.head.weight.detach().numpy(), b.model.head.weight.detach().numpy())
+    assert is_deterministic(TargetLinear()) and is_deterministic(PooledLinear())  # so the advisor fits it once
 
 
 def test_linear_model_round_trips_through_its_spec(digits):

@@ -46,6 +46,14 @@ def test_markdown_says_what_the_intervals_cover() -> None:
                                                                  "covers": "training seeds and samples"}}
     md = render_markdown(doc)
     assert "Intervals: 95%, over training seeds and samples" in md and "5 seed repeats" in md
+    assert "whatever the seed" not in md
+    row = {"family": "baseline", "status": "complete", "params": {}, "val_score": 0.5, "val_ci": None, "ntg": None,
+           "ntg_ci": None, "negative_transfer": False, "risk": "low", "reasons": [], "trials": 1, "budget": 1,
+           "errors": []}
+    doc["strategies"] = [{**row, "strategy": "target_linear", "deterministic": True},
+                         {**row, "strategy": "finetune", "deterministic": False}]
+    md = render_markdown(doc)
+    assert "target_linear fits the same model whatever the seed: one fit stands for every seed" in md
 
 
 def _tie_doc(tie_broken: bool | None) -> dict:
