@@ -140,8 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {}
     for spec in specs:
         small = spec.oracle == "quick"
-        doc, hit = cached_oracle(spec, 0, prepare(spec, registry, log), strategies, small, args.oracle_cache,
-                                 log=log)
+        try:
+            prep = prepare(spec, registry, log)
+        except InputError as exc:  # a scenario the harness refuses too (e.g. classes too small for its labels)
+            log(f"[{spec.name}] refused: {exc}")
+            report[spec.name] = {"refused": str(exc)}
+            continue
+        doc, hit = cached_oracle(spec, 0, prep, strategies, small, args.oracle_cache, log=log)
         report[spec.name] = {"0": {"run": not hit, "verdict_code": doc["oracle"]["verdict_code"],
                                    "reference": doc["oracle"].get("reference")}}
         for k in range(1, split_count(spec, args.splits)):
