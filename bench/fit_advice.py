@@ -1,6 +1,7 @@
 """Fit the shipped quick-advice model (``advisor/advice/model.json``) on the quality harness's oracle outcomes.
 
-``python -m bench.fit_advice [--evidence] [--scenarios FILE ...]`` (run from the repository root).
+``python -m bench.fit_advice [--evidence] [--scenarios FILE ...] [--out FILE] [--oracle-cache DIR]
+[--record-in FILE]`` (run from the repository root).
 
 Two steps, so the fit is reproducible without recomputing anything:
 
@@ -42,6 +43,7 @@ RESULT_DIRS = ("bench/results/builtin", "bench/results/shared")
 EVIDENCE_FILE = "bench/results/advice_evidence.json"
 MODEL_FILE = "advisor/advice/model.json"
 DEMO_DOMAIN = "sklearn-digits"
+HARNESS_SUMMARY = "bench/results/shared/quality.json"
 
 
 def _domains(spec: Any) -> tuple[str, str]:
@@ -154,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--oracle-cache", default=str(oracle_cache.DEFAULT_ROOT), metavar="DIR",
                         help="the harness's cached oracles of extra target splits, one more record each "
                              "('' for none)")
+    parser.add_argument("--record-in", default=HARNESS_SUMMARY, metavar="FILE",
+                        help="the harness summary that gets the LODO figures (default: %(default)s; '' for none)")
     args = parser.parse_args(argv)
     splits = cached_splits(args.oracle_cache) if args.oracle_cache else {}
     if args.evidence:
@@ -169,11 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {args.out}: {len(records)} records, strategies {', '.join(sorted(model.strategies))}")
     evaluation = evaluate_lodo(records)
     print(format_evaluation(evaluation))
-    record_in_harness_summary(evaluation.summary)
+    if args.record_in:
+        record_in_harness_summary(evaluation.summary, args.record_in)
     return 0
 
 
-def record_in_harness_summary(summary: dict[str, Any], path: str = "bench/results/shared/quality.json") -> None:
+def record_in_harness_summary(summary: dict[str, Any], path: str = HARNESS_SUMMARY) -> None:
     """Write the LODO figures into the shared-data harness summary, beside the harness's own figures."""
     doc = json.loads(Path(path).read_text())
     for key in ("advice_tau_lodo", "advice_top_regret_lodo_points"):

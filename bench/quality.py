@@ -1028,9 +1028,9 @@ def summarize_splits(results: list[ScenarioResult]) -> dict[str, Any]:
 
 def splits_markdown(results: list[ScenarioResult], p: dict[str, Any]) -> list[str]:
     """Per scenario x split rows and the summary over them."""
-    lines = ["Over target split seeds (`--splits`; split 0 is the scenario's own seed and the pinned oracle, the "
-             "others an oracle run now and cached under `bench/results/oracle/`); regret vs the best oracle-tuned "
-             "test score:", "",
+    lines = ["Over target split seeds (`--splits`; split 0 is the scenario's own seed; every split's oracle is run "
+             "with today's strategies and cached under `bench/results/oracle/`, the pinned one counts for compute "
+             "only); regret vs the best oracle-tuned test score:", "",
              "| scenario | split (seed) | advisor (verdict) | advisor test | oracle best (test) | oracle verdict | "
              "regret | ≥ floor − margin | oracle from |", "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
@@ -1173,7 +1173,9 @@ def oracle_seconds(r: ScenarioResult) -> float:
 
 def pinned_markdown(results: list[ScenarioResult], p: dict[str, Any]) -> list[str]:
     """Per scenario and summary tables against the pinned oracle (aa26327 + the linear grids)."""
-    lines = ["Against the pinned oracle (stored at aa26327, plus target_linear's and pooled_linear's grids):", "",
+    lines = ["The scenario's own seed: compute against the pinned oracle (stored at aa26327, plus target_linear's "
+             "and pooled_linear's grids), everything else against the current oracle of that split "
+             "(`reused_figures`):", "",
              "| scenario | advisor (verdict) | oracle best (test) | regret vs best | ≥ floor − margin | "
              "verdict vs oracle | seconds ratio | models (advisor / oracle) | raced out |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -1194,7 +1196,7 @@ def pinned_markdown(results: list[ScenarioResult], p: dict[str, Any]) -> list[st
               f"({_pct(f['fraction'])}%) | ≥ 80% |",
               f"| mean regret vs best oracle-tuned test score (points, SD) | {p['mean_regret_vs_best_points']} "
               f"({p['sd_regret_vs_best_points']}) | ≤ 1.5 |",
-              f"| verdict agreement with the stored oracle | {v['k']}/{v['n']} ({_pct(v['fraction'])}%) | ≥ 90% |",
+              f"| verdict agreement with the oracle | {v['k']}/{v['n']} ({_pct(v['fraction'])}%) | ≥ 90% |",
               f"| opposite-sign verdicts | {p['opposite_sign_verdicts']} | 0 |",
               f"| compute / pinned oracle, seconds (mean, max) | {p['mean_compute_ratio']}, {p['max_compute_ratio']} "
               "| ≤ 0.15, ≤ 0.2 |",
