@@ -693,7 +693,8 @@ def reused_figures(advisor: dict[str, Any], stored: dict[str, Any], current: dic
 
 
 def evaluate_reusing(spec: ScenarioSpec, registry: Any, out: Path, stored: dict[str, Any], cache_root: str | Path,
-                     refresh: bool = False, trials: int | None = None, log: Any = print) -> ScenarioResult:
+                     refresh: bool = False, trials: int | None = None, quick: bool = False,
+                     log: Any = print) -> ScenarioResult:
     """The current advisor on the scenario's own seed: compute against the stored (pinned) oracle plus the linear
     grids, quality against the current oracle of that split (``cached_oracle``: read, or run and stored)."""
     if stored.get("error") or not stored.get("oracle"):
@@ -702,7 +703,7 @@ def evaluate_reusing(spec: ScenarioSpec, registry: Any, out: Path, stored: dict[
     if prep.sizes != stored["sizes"]:
         raise InputError(f"{spec.name}: splits differ from the stored oracle's ({prep.sizes} != {stored['sizes']})")
     strategies = registry.select_strategies(None)
-    doc, _ = cached_oracle(spec, 0, prep, strategies, spec.oracle == "quick", cache_root, refresh, log)
+    doc, _ = cached_oracle(spec, 0, prep, strategies, quick or spec.oracle == "quick", cache_root, refresh, log)
     advisor, _ = run_advisor(prep, registry, out / "runs" / spec.name, trials=trials, log=log)
     return reused_result(spec, prep.protocol, prep.sizes, prep.prepare_s, advisor, stored, doc["oracle"], log)
 
@@ -970,7 +971,7 @@ def evaluate_scenario(spec: ScenarioSpec, registry: Any, out: Path, args: argpar
                 if not stored_file.exists():
                     raise InputError(f"{stored_file}: no stored oracle result for this scenario")
                 res = evaluate_reusing(spec, registry, out, json.loads(stored_file.read_text()), args.oracle_cache,
-                                       args.refresh_oracle, trials=args.advisor_trials, log=log)
+                                       args.refresh_oracle, trials=args.advisor_trials, quick=args.quick, log=log)
             else:
                 res = evaluate(spec, registry, out, args.quick, trials=args.advisor_trials, log=log)
             rows = [first_split_row(res, spec.seed)]
@@ -1120,7 +1121,8 @@ def summarize_pinned(pins: list[dict[str, Any]]) -> dict[str, Any]:
                          "by_strategy": {s: sum(s in p["stopped"] for p in pins)
                                          for s in sorted({s for p in pins for s in p["stopped"]})}},
         "compute_note": "pinned denominator: the oracle stored at commit aa26327 (its seconds and fits as measured "
-                        "then) plus target_linear's and pooled_linear's grids measured now",
+                        "then) plus target_linear's and pooled_linear's grids as measured by the current oracle; "
+                        "every other figure is graded against the current oracle",
     }
 
 
