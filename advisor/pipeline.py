@@ -457,12 +457,20 @@ def _seed_predictions(strategy: Any, task: TransferTask, params: dict[str, Any],
     own fit (r = 0) is not among them, because that fit's validation score is what made the trial win
     (winner's curse).
     """
-    seeds = range(first, first + max(1, n_seeds))
-    if is_deterministic(strategy):  # the same predictions for every seed: one fit stands for them all
-        seeds = range(first, first + 1)
-    preds = [strategy.fit(replace(task, seed=task.seed + SEED_STEP * r), dict(params), None).val_pred for r in seeds]
-    out = np.stack([np.asarray(p, dtype=np.int64) for p in preds])
-    return np.repeat(out, max(1, n_seeds), axis=0) if len(out) < max(1, n_seeds) else out
+    preds = [strategy.fit(replace(task, seed=task.seed + SEED_STEP * r), dict(params), None).val_pred
+             for r in range(first, first + _fits_for(strategy, n_seeds))]
+    return _every_seed(np.stack([np.asarray(p, dtype=np.int64) for p in preds]), n_seeds)
+
+
+def _fits_for(strategy: Any, n_seeds: int) -> int:
+    """Fits that ``n_seeds`` seeds of one setting need: one for a deterministic strategy (same fit on every seed)."""
+    return 1 if is_deterministic(strategy) else max(1, n_seeds)
+
+
+def _every_seed(preds: np.ndarray, n_seeds: int) -> np.ndarray:
+    """Predictions (fits x n) as one row per seed: a deterministic strategy's single fit stands for each seed."""
+    n = max(1, n_seeds)
+    return np.repeat(preds[:1], n, axis=0) if len(preds) < n else preds
 
 
 def _select_reference(strategy: Any, task: TransferTask, study: Any, n_seeds: int,
@@ -489,9 +497,7 @@ def _select_reference(strategy: Any, task: TransferTask, study: Any, n_seeds: in
     if best is None:
         return None
     _, trial, preds = best
-    if len(preds) < n_seeds and is_deterministic(strategy):  # every seed predicts what the screened ones did
-        preds = np.repeat(preds[:1], n_seeds, axis=0)
-    elif len(preds) < n_seeds:  # the survivor gets the rest of its seeds (the same seeds as every other arm)
+    if len(preds) < n_seeds:  # the survivor gets the rest of its seeds (the same seeds as every other arm)
         more = _seed_predictions(strategy, task, trial_params(trial), n_seeds - len(preds), first=len(preds) + 1)
         preds = np.concatenate([preds, more])
     return trial, preds
@@ -604,14 +610,12 @@ def _retrain(strategy: Any, task: TransferTask, params: dict[str, Any], n_seeds:
 
     full = replace(task, target_train=task.target_train.concat(task.target_val, name="target/train+val"),
                    target_val=None)
-    n = max(1, n_seeds)
     first, preds = None, []
-    for r in range(start, start + (1 if is_deterministic(strategy) else n)):
+    for r in range(start, start + _fits_for(strategy, n_seeds)):
         fit = strategy.fit(replace(full, seed=task.seed + SEED_STEP * r), dict(params), None)
         first = fit.model if r == 0 else first
         preds.append(predict(fit.model, test.X, task.device))
-    out = np.stack(preds)
-    return first, np.repeat(out, n, axis=0) if len(out) < n else out
+    return first, _every_seed(np.stack(preds), n_seeds)
 
 
 def _recommendation(v: Verdict, rows: dict[str, StrategyRow], params: dict[str, Any], test_pred: np.ndarray,

@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 
 from advisor.errors import InputError
-from advisor.verdict.rules import REFERENCE_ROLE
 
 from . import oracle_cache
 from .quality import (
@@ -48,6 +47,7 @@ from .quality import (
     oracle_key,
     oracle_task,
     prepare,
+    reference_names,
     split_count,
     tune_strategy,
 )
@@ -58,7 +58,7 @@ PREVIOUS_VERSION = "v2"
 
 def refit_names(strategies: list[Any]) -> set[str]:
     """The strategies whose rows are refitted: the reference role and the convex linear ones (target-fitted)."""
-    return {s.name for s in strategies if s.role == REFERENCE_ROLE} | set(LINEAR_GRIDS)
+    return reference_names(strategies) | set(LINEAR_GRIDS)
 
 
 def refit_rows(prep: Prepared, spec: ScenarioSpec, strategies: list[Any], small: bool,
@@ -66,19 +66,15 @@ def refit_rows(prep: Prepared, spec: ScenarioSpec, strategies: list[Any], small:
     """The oracle rows of ``refit_names`` on ``prep``'s splits (``tune_strategy``, the oracle's grid and seeds)."""
     task = oracle_task(prep, spec.seed)
     test = prep.inputs.splits.test
-    rows = {}
+    rows, names = {}, refit_names(strategies)
     for s in strategies:
-        if s.name not in refit_names(strategies) or task.unmet(s.needs) is not None:
+        if s.name not in names or task.unmet(s.needs) is not None:
             continue
         n_seeds = 1 if s.name in LINEAR_GRIDS else (2 if small else 3)
         rows[s.name] = tune_strategy(s, task, test, grid_points(s, task, small), n_seeds)
         log(f"  refit {s.name}: val {rows[s.name].val_score:.3f}, test {rows[s.name].test_score:.3f} "
             f"({rows[s.name].seconds:.1f} s)")
     return rows
-
-
-def _references(strategies: list[Any]) -> set[str]:
-    return {s.name for s in strategies if s.role == REFERENCE_ROLE}
 
 
 def refresh_split(spec: ScenarioSpec, split: int, prep: Prepared, strategies: list[Any], small: bool,
@@ -98,7 +94,7 @@ def refresh_split(spec: ScenarioSpec, split: int, prep: Prepared, strategies: li
     rows += [asdict(r) for n, r in fresh.items() if n not in {x["strategy"] for x in rows}]
     test_pred = {**doc["test_pred"], **{n: r.test_pred for n, r in fresh.items()}}
     y = np.asarray(doc["test_y"])
-    decision = oracle_decision(rows, _references(strategies), test_pred, y, "accuracy", spec.seed)
+    decision = oracle_decision(rows, reference_names(strategies), test_pred, y, "accuracy", spec.seed)
     top = max(rows, key=lambda r: (r["test_score"], -r["val_score"]))
     stored_rows = [{k: v for k, v in r.items() if k != "test_pred"} for r in rows]
     oracle = {**doc["oracle"], **decision, "rows": stored_rows, "best_test_strategy": top["strategy"],

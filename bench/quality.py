@@ -400,6 +400,11 @@ def retrain_test_preds(s: Any, task: TransferTask, test: Domain, params: dict[st
                                         test.X, task.device), dtype=np.int64) for r in range(n_seeds)])
 
 
+def reference_names(strategies: list[Any]) -> set[str]:
+    """The strategies of the reference role: the candidates for the oracle's reference."""
+    return {s.name for s in strategies if s.role == REFERENCE_ROLE}
+
+
 def oracle_decision(rows: list[dict[str, Any]], references: set[str], test_pred: dict[str, Any], y: np.ndarray,
                     score_name: str, seed: int) -> dict[str, Any]:
     """The oracle's recommendation from tuned rows (``strategy``, ``val_score``, ``test_score``) by its fixed rule.
@@ -436,9 +441,8 @@ def run_oracle(task: TransferTask, strategies: list[Any], test: Domain, n_seeds:
         log(f"  oracle {s.name}: {len(points)} points x {row.fits // (len(points) + 1)} seeds, "
             f"val {row.val_score:.3f}, test {row.test_score:.3f} ({row.seconds:.0f} s)")
         rows.append(row)
-    references = {s.name for s in strategies if s.role == REFERENCE_ROLE}
-    d = oracle_decision([asdict(r) for r in rows], references, {r.strategy: r.test_pred for r in rows}, test.y,
-                        task.score, task.seed)
+    d = oracle_decision([asdict(r) for r in rows], reference_names(strategies),
+                        {r.strategy: r.test_pred for r in rows}, test.y, task.score, task.seed)
     top = max(rows, key=lambda r: (r.test_score, -r.val_score))
     return OracleResult(rows, d["best_transfer"], d["verdict_code"], d["chosen"], d["chosen_test"], d["test_gain"],
                         d["test_gain_ci"], top.strategy, top.test_score, round(time.time() - started, 1), skipped,
@@ -446,6 +450,15 @@ def run_oracle(task: TransferTask, strategies: list[Any], test: Domain, n_seeds:
 
 
 # --------------------------------------------------------------------------- figures
+
+
+def advice_figures(ranking: list[str], oracle_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The quick advice against an oracle's tuned rows: Kendall's τ of its ranking, its top pick, and that pick's
+    regret against the best oracle-tuned test score (points; None when the oracle did not tune it)."""
+    scores = {r["strategy"]: r["test_score"] for r in oracle_rows}
+    top = ranking[0] if ranking else None
+    return {"kendall_tau": kendall_tau(ranking, scores), "advice_top": top,
+            "advice_top_regret": round(100 * (max(scores.values()) - scores[top]), 2) if top in scores else None}
 
 
 def kendall_tau(advice_order: list[str], oracle_scores: dict[str, float]) -> float | None:
@@ -600,19 +613,15 @@ def evaluate(spec: ScenarioSpec, registry: Any, out: Path, quick: bool, trials: 
     protocol = prep.protocol + f"; {'quick' if small else 'full'} oracle"
     floors = logistic_floors(prep.inputs.source, sp, seed=spec.seed)
 
-    ranking = advisor["advice_ranking"]
-    oracle_scores = {r.strategy: r.test_score for r in oracle.rows}
+    stored = oracle_json(oracle)
     a_test = advisor["test_score"]
     regret = None if a_test is None else round(100 * (oracle.chosen_test - a_test), 2)
     regret_best = None if a_test is None else round(100 * (oracle.best_test - a_test), 2)
-    top = ranking[0] if ranking else None
-    top_regret = round(100 * (oracle.best_test - oracle_scores[top]), 2) if top in oracle_scores else None
     return ScenarioResult(
-        name=spec.name, protocol=protocol, sizes=prep.sizes, advisor=advisor,
-        oracle=oracle_json(oracle),
+        name=spec.name, protocol=protocol, sizes=prep.sizes, advisor=advisor, oracle=stored,
         floors=floors.to_json(), regret=regret, regret_vs_test_best=regret_best,
         verdict_agrees=None if advisor["verdict_code"] is None else advisor["verdict_code"] == oracle.verdict_code,
-        kendall_tau=kendall_tau(ranking, oracle_scores), advice_top=top, advice_top_regret=top_regret,
+        **advice_figures(advisor["advice_ranking"], stored["rows"]),
         compute_ratio=round(advisor["seconds"] / oracle.seconds, 3) if oracle.seconds else None,
         advisor_at_or_above_floor=None if a_test is None else a_test >= floors.best(),
         prepare_s=prep.prepare_s,
@@ -708,26 +717,25 @@ def evaluate_reusing(spec: ScenarioSpec, registry: Any, out: Path, stored: dict[
     return reused_result(spec, prep.protocol, prep.sizes, prep.prepare_s, advisor, stored, doc["oracle"], log)
 
 
+#: What a result keeps of the pinned oracle beside the current one (``oracle.pinned``).
+PINNED_ORACLE_KEYS = ("seconds", "verdict_code", "chosen", "chosen_test")
+
+
 def reused_result(spec: ScenarioSpec, protocol: str, sizes: dict[str, int], prepare_s: float,
                   advisor: dict[str, Any], stored: dict[str, Any], current: dict[str, Any],
                   log: Any = print) -> ScenarioResult:
     """The scenario's result on its own seed from the advisor's record, the pinned and the current oracle."""
     pin = reused_figures(advisor, stored, current, sizes["test"])
     o = stored["oracle"]
-    ranking = advisor["advice_ranking"]
-    scores = {r["strategy"]: r["test_score"] for r in current["rows"]}
-    top = ranking[0] if ranking else None
     log(f"  pinned: regret {pin['regret_vs_best']} pts, compute {pin['compute_ratio_seconds']} s-ratio / "
         f"{pin['compute_ratio_models']} model-ratio, floor {pin['advisor_at_or_above_floor']}, "
         f"verdict {advisor['verdict_code']} vs {current['verdict_code']} (pinned: {o['verdict_code']})")
     return ScenarioResult(
         name=spec.name, protocol=protocol + "; oracle: current (cached) for quality, pinned + linear grids for compute",
         sizes=sizes, advisor=advisor,
-        oracle={**current, "pinned": {"seconds": o["seconds"], "verdict_code": o["verdict_code"],
-                                      "chosen": o["chosen"], "chosen_test": o["chosen_test"]}},
+        oracle={**current, "pinned": {k: o[k] for k in PINNED_ORACLE_KEYS}},
         floors=stored["floors"], regret=pin["regret_vs_stored_choice"], regret_vs_test_best=pin["regret_vs_best"],
-        verdict_agrees=pin["verdict_agrees"], kendall_tau=kendall_tau(ranking, scores), advice_top=top,
-        advice_top_regret=round(100 * (pin["best_test"] - scores[top]), 2) if top in scores else None,
+        verdict_agrees=pin["verdict_agrees"], **advice_figures(advisor["advice_ranking"], current["rows"]),
         compute_ratio=pin["compute_ratio_seconds"], advisor_at_or_above_floor=pin["advisor_at_or_above_floor"],
         prepare_s=prepare_s, pinned=pin,
     )
@@ -899,16 +907,15 @@ def rescore(spec: ScenarioSpec, registry: Any, previous: dict[str, Any], args: a
     if res.pinned:
         pin = {**q, **{k: res.pinned[k] for k in COMPUTE_FIGURES},
                "pinned_verdict_code": res.pinned.get("pinned_verdict_code", res.pinned["oracle_verdict_code"])}
-    ranking = res.advisor.get("advice_ranking") or []
-    scores = {r["strategy"]: r["test_score"] for r in o["rows"]}
-    top = ranking[0] if ranking else None
-    old_o = res.oracle
-    out = replace(res, advisor=advisor, oracle={**o, "pinned": {k: old_o.get(k) for k in ("seconds", "chosen",
-                                                                                         "chosen_test")}},
+    # what the result kept of the pinned oracle: its own record once graded this way, else the stored oracle
+    # itself (whose verdict_code combine_splits replaced; split 0's is in the pinned figures)
+    kept = res.oracle.get("pinned") or {**{k: res.oracle.get(k) for k in PINNED_ORACLE_KEYS},
+                                        "verdict_code": (res.pinned or {}).get("oracle_verdict_code")}
+    out = replace(res, advisor=advisor, oracle={**o, "pinned": kept},
                   regret=q["regret_vs_stored_choice"], regret_vs_test_best=q["regret_vs_best"],
-                  verdict_agrees=q["verdict_agrees"], kendall_tau=kendall_tau(ranking, scores),
-                  advice_top=top, advice_top_regret=round(100 * (q["best_test"] - scores[top]), 2)
-                  if top in scores else None, advisor_at_or_above_floor=q["advisor_at_or_above_floor"], pinned=pin,
+                  verdict_agrees=q["verdict_agrees"], **advice_figures(res.advisor.get("advice_ranking") or [],
+                                                                       o["rows"]),
+                  advisor_at_or_above_floor=q["advisor_at_or_above_floor"], pinned=pin,
                   floors={k: v for k, v in res.floors.items() if k not in ("best_by_split",)} | {
                       "best": first["floors"]["best"]})
     return combine_splits(out, rows)
