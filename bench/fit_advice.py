@@ -7,9 +7,9 @@ Two steps, so the fit is reproducible without recomputing anything:
 
 1. ``--evidence``: for every harness scenario (``bench/scenarios/*.toml``) compute the quick advice's evidence
    only, through the public API (``recommend(InputRequest(demo=NAME), RecommendOptions(trials=0, ...))``, the
-   file scenarios registered by ``bench.quality``'s plugin), plus the target's sizes and the hand-set prior's
-   ranking, and cache them in ``bench/results/advice_evidence.json``. Cheap: no strategy trains (the source
-   models come from the pretraining cache).
+   file scenarios registered by ``bench.quality``'s plugin, no learned model active), plus the target's sizes and
+   the hand-set rule's scores and ranking, and cache them in ``bench/results/advice_evidence.json``. Cheap: no
+   strategy trains (the source models come from the pretraining cache).
 2. Always: join that evidence with the oracle outcomes stored per scenario (``bench/results/{shared,builtin}/
    NAME.json``: each strategy's oracle-tuned validation and test score; and the harness's cached oracles of extra
    target splits, ``bench/results/oracle/``, one more record per split), make one meta-store record per scenario
@@ -71,19 +71,21 @@ def collect_evidence(scenario_files: list[str], log: Any = print,
     split and on the extra split offsets ``splits[name]`` (the split seed is the scenario's seed plus it)."""
     import torch
 
+    from advisor.advice.learned import NO_MODEL
     from advisor.models.inputs import InputRequest, resolve_inputs
     from advisor.pipeline import RecommendOptions, recommend
     from advisor.plugin.registry import build_registry
     from advisor.runs.metastore import sizes_of
 
-    from .quality import QualityPlugin, load_specs
+    from .quality import QualityPlugin, advice_model_env, load_specs
 
     torch.set_num_threads(1)
     specs = [s for f in scenario_files for s in load_specs(f)]
     registry = build_registry(plugins=[("quality", QualityPlugin([s for s in specs if s.demo is None]))])
     out = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for spec, split in [(s, k) for s in specs for k in [0, *(splits or {}).get(s.name, [])]]:
+    # the hand-set rule alone ranks: the records' prior is what the learned model is measured against
+    with tempfile.TemporaryDirectory() as tmp, advice_model_env(NO_MODEL):
+        for spec, split in [(s, k) for s in specs for k in sorted({0, *(splits or {}).get(s.name, [])})]:
             request = InputRequest(demo=spec.advisor_name, seed=spec.seed + split)
             try:
                 inputs = resolve_inputs(request, registry)
@@ -97,6 +99,7 @@ def collect_evidence(scenario_files: list[str], log: Any = print,
             out.append({
                 "scenario": spec.name, "split": split, "evidence": doc["advice"]["evidence"],
                 "prior_ranking": [r["strategy"] for r in doc["advice"]["ranking"]],
+                "hand_set_scores": {r["strategy"]: r["hand_set_score"] for r in doc["advice"]["ranking"]},
                 "sizes": sizes_of(inputs), "data_kind": inputs.splits.train.kind,
                 "domains": {"source": {"name": src, "fingerprint": inputs.fingerprints().get("source", "")},
                             "target": {"name": tgt, "fingerprint": _target_fp(inputs)}},
@@ -138,6 +141,7 @@ def harness_records(evidence: list[dict[str, Any]], result_dirs: tuple[str, ...]
             "origin": "harness-oracle", "split": split,
             "run": ev["scenario"], "score": "accuracy", "data_kind": ev["data_kind"], "evidence": ev["evidence"],
             "sizes": ev["sizes"], "domains": ev["domains"], "prior_ranking": ev["prior_ranking"],
+            "hand_set_scores": ev.get("hand_set_scores", {}),
             "strategies": {r["strategy"]: {"family": r["family"], "val_score": r["val_score"],
                                            "test_score": r["test_score"], "params": r["params"]}
                            for r in o["rows"]},

@@ -29,9 +29,11 @@ The ranking is a prior: the search corrects it, and BENCHMARKS.md measures it (K
 the oracle).
 
 Learned prior: where a learned model (``advisor.advice.learned``: the user's ``advisor advice fit`` model,
-else the shipped one fitted on the harness's oracle outcomes) has learned a strategy, its prior score comes
-from that model (``learned.blend``) and its reasons say which evidence moved it; the rest keep the hand-set
-score. ``quick_advice(..., model=None)`` is the hand-set rule alone.
+else the shipped one fitted on the harness's oracle outcomes; ``$TRANSFER_ADVISOR_ADVICE_MODEL=none`` turns it
+off) has learned a strategy, its prior score comes from that model (``learned.blend``: a learned weight on the
+hand-set score plus the evidence's learned corrections) and its reasons say which evidence moved it; the rest
+keep the hand-set score. Every row keeps its hand-set score (``hand_set_score``). ``quick_advice(...,
+model=None)`` is the hand-set rule alone.
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ class AdviceRow:
     prior_score: float
     risk: str
     reasons: list[str] = field(default_factory=list)
+    #: the hand-set rule's score (risk penalty included), kept when a learned model sets ``prior_score``: the
+    #: meta-store records it, so a model can be fitted and scored against the hand-set rule itself
+    hand_set_score: float | None = None
 
 
 @dataclass
@@ -176,7 +181,8 @@ def quick_advice(
             risks.append(Risk("medium", f"risk assessment failed: {type(exc).__name__}: {exc}"))
         reasons = list(dict.fromkeys(r.reason for r in risks))
         level = worst([r.level for r in risks])
-        rows.append(AdviceRow(s.name, s.family, prior_score(s, ev, level), level, reasons))
+        score = prior_score(s, ev, level)
+        rows.append(AdviceRow(s.name, s.family, score, level, reasons, hand_set_score=score))
     learned = active_model() if model == "active" else model
     blended = {} if learned is None else blend(learned, ev, {r.strategy: r.prior_score for r in rows},
                                                {r.strategy: PENALTY[r.risk] for r in rows})

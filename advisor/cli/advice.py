@@ -63,11 +63,13 @@ def fit(meta_store: str | None, storage: str | None, runs: str | None, out: str 
     path = model.save(out or user_model_path(), records=records)
     result = {"model": str(path), "records": len(model.record_ids), "record_ids": model.record_ids,
               "strategies": sorted(model.strategies), "features": model.features, "alpha": model.alpha,
-              "source": where, "used_by_advice": out is None}
+              "prior_weight": model.prior_weight, "source": where, "used_by_advice": out is None}
     if as_json:
         print_json(result)
         return
-    click.echo(f"fitted on {len(model.record_ids)} records from {where} (ridge alpha {model.alpha})")
+    chosen = ("the hand-set rule: nothing learned beat it leave-one-dataset-out" if model.alpha is None else
+              f"ridge alpha {model.alpha}, weight on the hand-set score {model.prior_weight}")
+    click.echo(f"fitted on {len(model.record_ids)} records from {where} ({chosen})")
     click.echo(f"learned strategies: {', '.join(sorted(model.strategies)) or 'none'}")
     click.echo(f"evidence: {', '.join(model.features)}")
     click.echo(f"wrote {path}")

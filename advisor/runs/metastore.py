@@ -327,6 +327,8 @@ def run_record(doc: dict[str, Any], sizes: dict[str, int] | None, request: dict[
                        "fingerprint": target_fp},
         },
         "prior_ranking": [r["strategy"] for r in doc.get("advice", {}).get("ranking", [])],
+        "hand_set_scores": {r["strategy"]: r["hand_set_score"] for r in doc.get("advice", {}).get("ranking", [])
+                            if r.get("hand_set_score") is not None},
         "strategies": {r["strategy"]: {"family": r.get("family"), "role": roles.get(r["strategy"]),
                                        "val_score": r["val_score"], "params": r.get("params", {}),
                                        "status": r.get("status")} for r in rows},

@@ -50,6 +50,9 @@ def test_a_finished_run_appends_its_record(finished) -> None:
     assert rec["strategies"]["l2sp"]["role"] == "transfer"
     assert rec["verdict"]["test_score"] == doc["recommendation"]["test_score_mean"]
     assert rec["verdict"]["verdict_code"] == doc["recommendation"]["verdict_code"]
+    # the hand-set rule's own scores, whatever model ranked: what a learned model is fitted and measured against
+    assert rec["hand_set_scores"] == {r["strategy"]: r["hand_set_score"] for r in doc["advice"]["ranking"]}
+    assert rec["prior_ranking"] == [r["strategy"] for r in doc["advice"]["ranking"]]
 
 
 def test_run_folders_rebuild_the_same_outcomes(finished) -> None:
