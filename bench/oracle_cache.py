@@ -19,8 +19,10 @@ from typing import Any
 
 #: Bump when the oracle's rules change in a way the grid definition does not show (seeds, retrain, verdict).
 #: 2: the retrain keeps its epochs as passes over train+val; 3: the reference is the best reference-role row
-#: (target_only or target_linear) and target-fitted models use the scale floor (``bench.oracle_refresh``)
-ORACLE_VERSION = 3
+#: (target_only or target_linear) and target-fitted models use the scale floor; 4: B and the reference are each
+#: the best of their group by 3-fold cross-validation on train+val (``bench.quality.oracle_decision``,
+#: ``bench.oracle_refresh``)
+ORACLE_VERSION = 4
 DEFAULT_ROOT = Path("bench/results/oracle")
 
 

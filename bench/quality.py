@@ -42,8 +42,10 @@ Rules (documented choices):
   with the same 3 seeds for the epochs its seed-0 fit chose, and its test score is the mean of the
   3 retrains. The oracle's recommendation follows a fixed rule of its own that lives here, not in
   ``advisor.verdict`` (a ground truth the verdict does not define): the reference = the best
-  strategy of the reference role (``target_only``, ``target_linear``) by validation, B = the best
-  of the others by validation; a samples-only paired bootstrap of B's retrains against the
+  strategy of the reference role (``target_only``, ``target_linear``), B = the best of the others, each
+  by its tuned setting's 3-fold cross-validated score on train+val (``oracle_crossval``: picked at the
+  retrain's size, where it is graded; validation, 100 rows at the search's size, broke ties and picked
+  before oracle version 4); a samples-only paired bootstrap of B's retrains against the
   reference's on test gives the verdict code and the chosen strategy (``oracle_decision``). The
   advisor's side is ``recommend`` itself, whose verdict comes from ``advisor.verdict``.
 - **Figures**: regret = oracle's chosen test score − advisor's (points; both the mean of their
@@ -111,6 +113,7 @@ from advisor import hookimpl
 from advisor.data.domain import Domain, TargetSplits
 from advisor.errors import InputError
 from advisor.plugin.contracts import ScenarioData, TransferTask, is_deterministic
+from advisor.search.crossval import CV_FOLDS as CV_FOLDS_ORACLE  # the oracle's cross-validated pick: the advisor's
 from advisor.search.scoring import paired_bootstrap_diff, score
 from advisor.verdict.rules import REFERENCE_ROLE
 
@@ -134,6 +137,8 @@ LR_FACTORS = (1 / 3, 1.0, 3.0)
 #: Strategies whose freeze depth is fixed by definition.
 FIXED_FREEZE = {"target_only": "zero", "linear_probe": "depth"}
 ORACLE_SIZES = ("full", "quick")
+#: Repeat ``r`` of a setting trains with seed ``seed + ORACLE_SEED_STEP r`` (the advisor's ``SEED_STEP``).
+ORACLE_SEED_STEP = 1000
 #: The convex linear strategies (L-BFGS, seed-free): one fit per grid point and one retrain, their own grid.
 L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 LINEAR_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
@@ -293,6 +298,8 @@ class OracleRow:
     fits: int
     seconds: float
     test_pred: list[list[int]] = field(default_factory=list, repr=False)  # one row per retrain seed
+    cv_score: float | None = None  # the tuned setting's 3-fold out-of-fold score on train+val (``oracle_crossval``)
+    cv_seconds: float = 0.0  # what those 3 fold fits took (not in ``fits`` / ``seconds``: the grid's and retrains')
 
 
 @dataclass
@@ -405,15 +412,29 @@ def reference_names(strategies: list[Any]) -> set[str]:
     return {s.name for s in strategies if s.role == REFERENCE_ROLE}
 
 
+def oracle_crossval(s: Any, task: TransferTask, params: dict[str, Any]) -> float:
+    """The tuned setting's out-of-fold score on train+val: ``advisor.search.crossval.cross_validate``'s folds
+    and seeds (3 stratified folds, one fresh seed each), so the oracle's B and reference are picked at the
+    retrain's size, as the advisor's are."""
+    from advisor.search.crossval import cross_validate
+
+    cv = cross_validate(s, task, dict(params), ORACLE_SEED_STEP, k=CV_FOLDS_ORACLE)
+    return round(float(score(task.score, cv.y, cv.pred)), 4)
+
+
 def oracle_decision(rows: list[dict[str, Any]], references: set[str], test_pred: dict[str, Any], y: np.ndarray,
                     score_name: str, seed: int) -> dict[str, Any]:
-    """The oracle's recommendation from tuned rows (``strategy``, ``val_score``, ``test_score``) by its fixed rule.
+    """The oracle's recommendation from tuned rows (``strategy``, ``val_score``, ``cv_score``, ``test_score``) by
+    its fixed rule.
 
-    Reference: the best row of the reference role (``references``) by validation; B: the best other row by
-    validation (ties: the name); ``verdict`` on their test predictions (``test_pred``, seeds x n) decides.
+    Reference: the best row of the reference role (``references``); B: the best other row; best by the
+    cross-validated score on train+val (``cv_score``, the retrain's size), then validation, then the name (a row
+    without a cross-validated score ranks by validation after those with one). ``verdict`` on their test
+    predictions (``test_pred``, seeds x n) decides.
     """
     def best(group: list[dict[str, Any]]) -> dict[str, Any]:
-        return sorted(group, key=lambda r: (-r["val_score"], r["strategy"]))[0]
+        return sorted(group, key=lambda r: (r.get("cv_score") is None, -(r.get("cv_score") or 0.0),
+                                            -r["val_score"], r["strategy"]))[0]
 
     ref = best([r for r in rows if r["strategy"] in references])
     b = best([r for r in rows if r["strategy"] not in references])
@@ -438,6 +459,9 @@ def run_oracle(task: TransferTask, strategies: list[Any], test: Domain, n_seeds:
             continue
         points = grid_points(s, task, quick)
         row = tune_strategy(s, task, test, points, 1 if s.name in LINEAR_GRIDS else n_seeds)
+        t0 = time.time()
+        row.cv_score = oracle_crossval(s, task, row.params)
+        row.cv_seconds = round(time.time() - t0, 1)
         log(f"  oracle {s.name}: {len(points)} points x {row.fits // (len(points) + 1)} seeds, "
             f"val {row.val_score:.3f}, test {row.test_score:.3f} ({row.seconds:.0f} s)")
         rows.append(row)
@@ -760,7 +784,8 @@ def oracle_grid_definition(small: bool) -> dict[str, Any]:
     return {"knobs": KNOBS, "lr_factors": LR_FACTORS, "fixed_freeze": FIXED_FREEZE, "linear_grids": LINEAR_GRIDS,
             "seeds": 2 if small else 3, "freeze": "{0, depth-2}" if small else "{0, depth-2, depth-1}",
             "seed_rule": "seed + 1000 r",
-            "verdict": "samples-only paired bootstrap, B vs the best reference-role row by validation"}
+            "verdict": "samples-only paired bootstrap, B vs the reference; each the best of its group by 3-fold "
+                       "cross-validation on train+val"}
 
 
 def oracle_json(result: OracleResult) -> dict[str, Any]:
@@ -940,8 +965,9 @@ def lodo_advice_model(spec: ScenarioSpec, folder: Path) -> tuple[Path, dict[str,
 
 
 @contextmanager
-def advice_model_env(path: Path | None) -> Iterator[None]:
-    """Point ``TRANSFER_ADVISOR_ADVICE_MODEL`` at ``path`` while the block runs (None: leave it), then restore."""
+def advice_model_env(path: Path | str | None) -> Iterator[None]:
+    """Point ``TRANSFER_ADVISOR_ADVICE_MODEL`` at ``path`` while the block runs (None: leave it; ``"none"``: no
+    learned model), then restore."""
     from advisor.advice.learned import USER_MODEL_ENV
 
     if path is None:

@@ -156,6 +156,31 @@ def test_oracle_decision_takes_the_best_reference_role_row() -> None:
     assert (d["reference"], d["verdict_code"], d["chosen"]) == ("target_only", "transfer_helps", "finetune")
 
 
+def test_oracle_decision_picks_by_cross_validation_before_validation() -> None:
+    """Version 4: each group's best by its cross-validated score on train+val; validation breaks ties and ranks
+    rows without one after those with one."""
+    from bench.quality import oracle_decision
+
+    y = np.arange(200) % 4
+    good, bad = y.copy(), (y + 1) % 4
+    rows = [{"strategy": "target_only", "val_score": 0.9, "cv_score": 0.3, "test_score": 0.0},
+            {"strategy": "target_linear", "val_score": 0.5, "cv_score": 0.6, "test_score": 1.0},
+            {"strategy": "finetune", "val_score": 0.9, "cv_score": 0.4, "test_score": 0.0},
+            {"strategy": "l2sp", "val_score": 0.5, "cv_score": 0.7, "test_score": 1.0},
+            {"strategy": "linear_probe", "val_score": 0.99, "test_score": 0.0}]  # no cross-validated score
+    preds = {"target_only": [bad], "target_linear": [good], "finetune": [bad], "l2sp": [good],
+             "linear_probe": [bad]}
+    refs = {"target_only", "target_linear"}
+    d = oracle_decision(rows, refs, preds, y, "accuracy", 0)
+    assert (d["reference"], d["best_transfer"], d["verdict_code"]) == ("target_linear", "l2sp", "no_gain")
+    rows[2]["cv_score"] = 0.7  # a tie on cross-validation: validation decides
+    assert oracle_decision(rows, refs, preds, y, "accuracy", 0)["best_transfer"] == "finetune"
+    for r in rows:
+        r.pop("cv_score", None)  # a version-3 row set: validation alone, as before
+    d = oracle_decision(rows, refs, preds, y, "accuracy", 0)
+    assert (d["reference"], d["best_transfer"]) == ("target_only", "linear_probe")
+
+
 def test_floors_on_synthetic_features() -> None:
     source = _domain([30, 30, 30], seed=1)
     splits = fixed_splits(_domain([30, 30, 30], seed=2), labels_per_class=3)

@@ -103,14 +103,16 @@ def test_oracle_cache_is_written_once_and_read_without_training(tmp_path: Path) 
     assert not hit and sum(counts.values()) > 0
 
 
-def test_oracle_refresh_refits_only_the_target_fitted_rows(tmp_path: Path) -> None:
-    """bench.oracle_refresh: an old-version cache file becomes a current one; only the reference-role and linear
-    rows train again (reproducing themselves here, the code being the same), the others are kept as stored."""
+def test_oracle_refresh_adds_the_cross_validated_score_and_keeps_the_rest(tmp_path: Path) -> None:
+    """bench.oracle_refresh: a previous-version cache file becomes a current one. Every row gains its
+    cross-validated score (3 fold fits each, nothing else trains), settings, scores and test predictions are
+    kept, the split is decided again, and the harness then reads the file without training."""
     import gzip
     from dataclasses import replace
 
     from advisor.plugin.registry import build_registry
     from bench.oracle_refresh import PREVIOUS_VERSION, refresh_split
+    from bench.quality import CV_FOLDS_ORACLE
 
     specs = load_specs(_toml(tmp_path))
     reg = build_registry(load_entry_points=True, plugins=[("quality", QualityPlugin(specs))])
@@ -119,27 +121,28 @@ def test_oracle_refresh_refits_only_the_target_fitted_rows(tmp_path: Path) -> No
     strategies = [reg.strategy(n) for n in ("target_only", "target_linear", "finetune")]
     root = tmp_path / "cache"
     doc, _ = cached_oracle(at, 1, prep, strategies, True, root, log=lambda m: None)
+    assert all(r["cv_score"] is not None for r in doc["oracle"]["rows"])  # a fresh oracle has them
     current = next(root.glob("toy/split-1-v*.json.gz"))
     old = current.with_name(f"split-1-{PREVIOUS_VERSION}-00000000.json.gz")
-    with gzip.open(old, "wt") as fh:  # an old file: its target_only row and verdict are stale
+    with gzip.open(old, "wt") as fh:  # a previous-version file: no cross-validated scores, a stale verdict
         stale = json.loads(json.dumps(doc))
-        stale["oracle"]["rows"] = [{**r, "test_score": 0.0} if r["strategy"] == "target_only" else r
-                                   for r in stale["oracle"]["rows"]]
+        stale["oracle"]["rows"] = [{k: v for k, v in r.items() if k != "cv_score"} for r in stale["oracle"]["rows"]]
         stale["oracle"]["verdict_code"] = "stale"
         json.dump(stale, fh)
     current.unlink()
     with count_fits(strategies) as counts:
         info = refresh_split(at, 1, prep, strategies, True, root, log=lambda m: None)
-    assert counts["finetune"] == 0 and counts["target_only"] > 0 and counts["target_linear"] > 0
+    assert all(counts[s.name] == CV_FOLDS_ORACLE for s in strategies)
     assert info["before"]["verdict_code"] == "stale" and info["after"]["verdict_code"] == doc["oracle"]["verdict_code"]
     with count_fits(strategies) as counts:
         new, hit = cached_oracle(at, 1, prep, strategies, True, root, log=lambda m: None)
     assert hit and sum(counts.values()) == 0 and new["refreshed"]["from"] == old.name
 
     def rows(d: dict) -> dict:
-        return {r["strategy"]: {k: v for k, v in r.items() if k != "seconds"} for r in d["oracle"]["rows"]}
+        skip = ("seconds", "cv_seconds")
+        return {r["strategy"]: {k: v for k, v in r.items() if k not in skip} for r in d["oracle"]["rows"]}
 
-    assert rows(new) == rows(json.loads(json.dumps(doc)))
+    assert rows(new) == rows(json.loads(json.dumps(doc)))  # the same folds and seeds: the same scores
     assert new["test_pred"] == json.loads(json.dumps(doc["test_pred"]))
 
 
