@@ -3,7 +3,9 @@
 ``python -m bench.calibration [--scenarios NAME ...] [--scenario-file TOML] [--splits 0 1 2] [--seeds 22]
 [--out FILE]`` (run from the repository root; default: the three built-in scenarios on splits 0-2 and six
 real-data scenarios of ``bench/scenarios/shared_data.toml`` (Office-Caltech SURF, MNIST/USPS) on split 0;
-writes ``bench/results/calibration.json``).
+writes ``bench/results/calibration.json`` and, next to it, ``calibration.preds.npz``: every cell's test labels
+and per-seed test predictions of both strategies, so another interval rule can be replayed on the same fits
+without training). ``--merge A.json B.json`` joins two processes' halves (and their ``.preds.npz`` files).
 
 Rules (documented choices):
 
@@ -144,8 +146,16 @@ class Cell:
     errors: list[str] = field(default_factory=list)
 
 
-def run_cell(name: str, split: int, n_seeds: int, registry: Any, log: Any = print) -> Cell:
-    """Search, retrain both strategies with ``n_seeds`` seeds, and count false alarms and power cases."""
+def preds_path(out: str | Path) -> Path:
+    """Where the per-seed test predictions of a result file live: ``NAME.preds.npz`` beside ``NAME.json``."""
+    out = Path(out)
+    return out.with_name(out.stem + ".preds.npz")
+
+
+def run_cell(name: str, split: int, n_seeds: int, registry: Any, log: Any = print,
+             keep: dict[str, np.ndarray] | None = None) -> Cell:
+    """Search, retrain both strategies with ``n_seeds`` seeds, and count false alarms and power cases.
+    ``keep`` receives the cell's test labels and predictions (``<scenario>/<split>/y`` and ``.../<strategy>``)."""
     from advisor.features.cache import FeatureCache
     from advisor.models.inputs import InputRequest, resolve_inputs
     from advisor.pipeline import RecommendOptions, build_task, recommend
@@ -172,6 +182,9 @@ def run_cell(name: str, split: int, n_seeds: int, registry: Any, log: Any = prin
                                      test.X, "cpu") for r in range(n_seeds)])
     cell = Cell(name, split, params, {s: [round(v, 4) for v in seed_scores(doc["score"], test.y, p)]
                                       for s, p in preds.items()})
+    if keep is not None:
+        keep[f"{name}/{split}/y"] = np.asarray(test.y, dtype=np.int16)
+        keep.update({f"{name}/{split}/{s}": p.astype(np.int16) for s, p in preds.items()})
     rng = np.random.default_rng(1000 * split + len(name))
     for s in STRATEGIES:
         n, k, old, second = null_comparisons(doc["score"], test.y, preds[s], DRAWS, rng)
@@ -250,6 +263,13 @@ def main(argv: list[str] | None = None) -> int:
                "seeds_per_cell": docs[0]["seeds_per_cell"], "seconds": round(sum(d["seconds"] for d in docs), 1),
                "rules": docs[0]["rules"], "per_cell": [asdict(c) for c in merged]}
         Path(args.out).write_text(json.dumps(doc, indent=1))
+        parts = [preds_path(f) for f in args.merge if preds_path(f).exists()]
+        if parts:
+            arrays: dict[str, np.ndarray] = {}
+            for part in parts:
+                with np.load(part) as z:
+                    arrays.update({k: z[k] for k in z.files})
+            np.savez_compressed(preds_path(args.out), **arrays)
         print(markdown(summary))
         return 0
     least = max(ORACLE_SEEDS + 2 * GROUP, 4 * GROUP)
@@ -270,8 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         plan = [(n, k) for n in args.scenarios for k in args.splits]
     started = time.time()
-    cells = [run_cell(name, split, args.seeds, registry, log=lambda m: print(m, file=sys.stderr, flush=True))
-             for name, split in plan]
+    kept: dict[str, np.ndarray] = {}
+    cells = [run_cell(name, split, args.seeds, registry, log=lambda m: print(m, file=sys.stderr, flush=True),
+                      keep=kept) for name, split in plan]
     summary = summarize(cells)
     doc = {**summary, "date": time.strftime("%Y-%m-%d %H:%M"), "argv": sys.argv[1:] if argv is None else argv,
            "seeds_per_cell": args.seeds, "seconds": round(time.time() - started, 1),
@@ -280,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=1))
+    np.savez_compressed(preds_path(out), **kept)
     print(markdown(summary))
     return 0
 

@@ -76,8 +76,9 @@ STORED = {
                 "python -m bench.calibration", "bench/results/calibration.json"),
     "advice": ("Quick advice, leave-one-dataset-out",
                "Kendall's tau and top-pick regret of the learned quick advice against the oracle, every record "
-               "sharing the scored scenario's target domain dropped before fitting; the hand-set prior and the "
-               "oracle's own validation ranking on the same scenarios for comparison.",
+               "sharing the scored scenario's target domain dropped before the model is chosen and fitted "
+               "(nested); the hand-set rule (each record's own hand-set scores) and the oracle's own validation "
+               "ranking on the same scenarios for comparison.",
                "advisor advice evaluate --json > bench/results/advice.json", "bench/results/advice.json"),
     "selection": ("Final pick on a small validation split, replayed",
                   "Top-pick regret of pick rules replayed on the oracle records (tuned strategies' validation and "

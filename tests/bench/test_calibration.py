@@ -48,3 +48,27 @@ def test_summary_and_markdown() -> None:
     s = summarize(cells)
     assert (s["comparisons"], s["false_alarms"], s["power"], s["cells"]) == (120, 4, round(5 / 6, 4), 2)
     assert "4/120" in markdown(s) and "5/6" in markdown(s) and "7/120" in markdown(s)
+
+
+def test_merge_joins_the_halves_and_their_predictions(tmp_path) -> None:
+    """Two processes' halves become one result file, and their per-seed predictions one replayable file."""
+    import json
+    from dataclasses import asdict
+
+    from bench.calibration import main, preds_path
+
+    halves = []
+    for name in ("a", "b"):
+        cell = Cell(name, 0, {}, {"finetune": [0.5], "target_only": [0.4]}, comparisons=12, false_alarms=1)
+        f = tmp_path / f"{name}.json"
+        f.write_text(json.dumps({"date": "2026-12-02 19:00", "seconds": 10.0, "seeds_per_cell": 22, "rules": {},
+                                 "per_cell": [asdict(cell)]}))
+        np.savez_compressed(preds_path(f), **{f"{name}/0/y": np.arange(3), f"{name}/0/finetune": np.ones((2, 3))})
+        halves.append(str(f))
+    out = tmp_path / "calibration.json"
+    assert main(["--merge", *halves, "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["comparisons"] == 24 and doc["false_alarms"] == 2 and doc["seconds"] == 20.0
+    with np.load(preds_path(out)) as z:
+        assert sorted(z.files) == ["a/0/finetune", "a/0/y", "b/0/finetune", "b/0/y"]
+        assert z["b/0/finetune"].shape == (2, 3)
