@@ -7,14 +7,14 @@ has both (the harness oracle's: two independent estimates of how good the tuned 
 fitted better out of sample than the test score alone, see BENCHMARKS.md), else its validation score (a user's
 run), so a prediction says "this strategy lands k points above or below the average strategy here". The shared
 weight lets the model keep what the hand-set rule gets right and learn only corrections to it; the fit chooses,
-by leave-one-dataset-out error, whether to use it at all. Each prediction splits into one contribution per
+by leave-one-dataset-out top-pick regret, whether to use it at all. Each prediction splits into one contribution per
 evidence value (and the hand-set score), which is the explanation ("feature_quality 0.94 (+1.6 sd) raised
 finetune by +4.1 points").
 
-``fit`` picks the ridge strength (and whether to lean on the hand-set score) by leave-one-dataset-out
-cross-validation on its own records; ``evaluate_lodo`` scores a scenario with a model fitted without every record
-whose source or target domain is that scenario's target domain (the Office tasks share four domains: leaving one
-task out is not enough), and compares with the hand-set rule's ranking stored in the records
+``fit`` picks the ridge strength (and whether to lean on the hand-set score, or ship the hand-set rule itself) by
+leave-one-dataset-out top-pick regret on its own records; ``evaluate_lodo`` scores a scenario with a model fitted
+without every record whose source or target domain is that scenario's target domain (the Office tasks share four
+domains: leaving one task out is not enough), and compares with the hand-set rule's ranking stored in the records
 (``hand_set_scores``) and with the oracle's own validation-to-test agreement.
 
 The shipped model (``model.json`` next to this file, made by ``python -m bench.fit_advice`` from the quality
@@ -273,10 +273,6 @@ def relative_hand_set(hand_set: dict[str, float], names: Any) -> dict[str, float
     return {k: v - mu for k, v in vals.items()}
 
 
-def _record_hand_set(record: dict[str, Any], names: Any) -> dict[str, float]:
-    return relative_hand_set(record.get("hand_set_scores") or {}, names)
-
-
 def _has_hand_set(records: list[dict[str, Any]]) -> bool:
     """Whether enough records hold the hand-set rule's scores to learn a weight on them (half or more)."""
     usable = [r for r in records if relative_outcomes(r)]
@@ -301,6 +297,9 @@ def _fit_alpha(records: list[dict[str, Any]], alpha: float, origin: str, use_pri
         scale.append(sd if sd > 1e-9 else 1.0)
     Z = np.nan_to_num((X - np.asarray(mean)) / np.asarray(scale)) if len(usable) else X
     rel = [relative_outcomes(r) for r in usable]
+    # each record's hand-set scores against their mean over the strategies with an outcome (once per record)
+    rel_hs = [relative_hand_set(r.get("hand_set_scores") or {}, d) if use_prior else {} for r, d in zip(usable, rel,
+                                                                                                      strict=True)]
     names = [n for n in sorted({k for d in rel for k in d})
              if sum(1 for d in rel if n in d) >= MIN_RECORDS]
     k = len(features) + 1  # intercept and weights per strategy
@@ -312,7 +311,7 @@ def _fit_alpha(records: list[dict[str, Any]], alpha: float, origin: str, use_pri
         for i in idx:
             row = np.zeros(off + k * len(names))
             if use_prior:
-                row[0] = _record_hand_set(usable[i], rel[i]).get(name, 0.0)
+                row[0] = rel_hs[i].get(name, 0.0)
             row[off + j * k] = 1.0
             row[off + j * k + 1: off + (j + 1) * k] = Z[i]
             rows.append(row)
